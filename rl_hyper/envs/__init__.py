@@ -1,0 +1,1 @@
+"""Meta-task environments: task envs (one MDP per task) and the trial wrapper around them."""

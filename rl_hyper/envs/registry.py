@@ -1,0 +1,65 @@
+"""The one table of environments: short name -> task-env factory, registered with gymnasium and Ray.
+
+gymnasium id: `rl_hyper/<Name>-v0` (e.g. `gymnasium.make("rl_hyper/GridNavi-v0")`).
+Ray / RLlib name: the short name (e.g. `config.environment("GridNavi")`).
+Both build `TrialWrapper(task_env)`; `env_config` keyword arguments go to the task env.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import gymnasium as gym
+
+from rl_hyper.envs.gridworld import GridNavi
+from rl_hyper.envs.trial import MetaTask, TrialWrapper
+
+
+@dataclass(frozen=True)
+class EnvEntry:
+    """One registered environment: `factory(**env_config)` builds its task env."""
+
+    name: str
+    family: str  # "grid", "minecraft" or "mujoco": selects PPO settings and encoder sizes
+    factory: Callable[..., MetaTask]
+    description: str
+
+
+ENVS: dict[str, EnvEntry] = {
+    entry.name: entry
+    for entry in (
+        EnvEntry("GridNavi", "grid", lambda **kw: GridNavi("sparse", **kw), "5x5 grid, hidden goal, sparse reward"),
+        EnvEntry("GridNavi-Dense", "grid", lambda **kw: GridNavi("dense", **kw), "5x5 grid, L1-distance reward"),
+        EnvEntry("GridNavi-Show", "grid", lambda **kw: GridNavi("show", **kw), "5x5 grid, goal shown at the start cell"),
+    )
+}
+
+
+class UnknownEnvError(ValueError):
+    """An environment name that is not in the registry."""
+
+
+def get_entry(name: str) -> EnvEntry:
+    if name not in ENVS:
+        raise UnknownEnvError(f"unknown env {name!r}; choose from: {', '.join(ENVS)}")
+    return ENVS[name]
+
+
+def make_trial_env(name: str, env_config: dict | None = None) -> TrialWrapper:
+    """Build the trial env for `name`; `env_config` entries are task-env keyword arguments."""
+    return TrialWrapper(get_entry(name).factory(**dict(env_config or {})))
+
+
+def gym_id(name: str) -> str:
+    return f"rl_hyper/{name}-v0"
+
+
+def register_all() -> None:
+    """Register every env with gymnasium (`rl_hyper/<Name>-v0`) and with Ray (short name)."""
+    from ray.tune.registry import register_env
+
+    for name in ENVS:
+        if gym_id(name) not in gym.registry:
+            gym.register(gym_id(name), entry_point=make_trial_env, kwargs={"name": name})
+        register_env(name, lambda cfg, name=name: make_trial_env(name, dict(cfg or {})))
