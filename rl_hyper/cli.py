@@ -1,0 +1,131 @@
+"""The `rl-hyper` command (also `python -m rl_hyper`): parse, validate, call, print.
+
+    rl-hyper train  [--env GridNavi] [--method rnn_hn] [--frames N] [--lr X] [--seed S] ...
+    rl-hyper envs   [list | solve NAME | render NAME --out FILE.png]
+
+Bad input is one line on stderr naming the problem (and the valid choices) and exit code 2,
+before Ray starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+EXIT_USAGE = 2
+DEFAULT_TRAIN_FRAMES = 150_000
+
+
+class UsageError(ValueError):
+    """Bad command-line input: reported as one line, exit code 2."""
+
+
+def _check_writable(directory: str) -> None:
+    path = Path(directory)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path):
+            pass
+    except OSError as error:
+        raise UsageError(f"output directory {directory!r} is not writable ({error.strerror or error})") from None
+
+
+def _positive(name: str, value) -> None:
+    if value is not None and not value > 0:
+        raise UsageError(f"{name} must be > 0, got {value}")
+
+
+def cmd_train(args) -> int:
+    from rl_hyper.envs.registry import get_entry
+    from rl_hyper.models.methods import get_method
+
+    get_entry(args.env)
+    get_method(args.method)
+    _positive("--frames", args.frames)
+    _positive("--lr", args.lr)
+    _positive("--envs-per-runner", args.envs_per_runner)
+    if args.num_env_runners < 0:
+        raise UsageError(f"--num-env-runners must be >= 0, got {args.num_env_runners}")
+    _check_writable(args.output)
+
+    from rl_hyper.envs.registry import register_all
+    from rl_hyper.training.config import build_config
+    from rl_hyper.training.run import init_ray, train
+
+    init_ray(include_dashboard=False)
+    register_all()
+    config = build_config(args.env, args.method, lr=args.lr, seed=args.seed, frames=args.frames,
+                          num_env_runners=args.num_env_runners, envs_per_runner=args.envs_per_runner,
+                          eval_interval=args.eval_interval)
+    name = args.name or f"train_{args.env}_{args.method}_{time.strftime('%Y%m%d-%H%M%S')}"
+    print(f"training {args.method} on {args.env} for {args.frames:,} frames -> {Path(args.output) / name}", flush=True)
+    trial_dir = train(config, frames=args.frames, output=args.output, name=name)
+    print(f"done: results and checkpoint in {trial_dir}")
+    return 0
+
+
+def cmd_envs(args) -> int:
+    from rl_hyper.envs.registry import ENVS, get_entry, gym_id, make_trial_env
+
+    if args.action == "list":
+        print(f"{'name':<18} {'gymnasium id':<30} {'obs':>5} {'actions':<14} {'K':>2} {'steps':>5}  description")
+        for name, entry in ENVS.items():
+            env = make_trial_env(name)
+            space = env.action_space
+            actions = f"Discrete({space.n})" if hasattr(space, "n") else f"Box({space.shape[0]})"
+            print(f"{name:<18} {gym_id(name):<30} {env.observation_space.shape[0]:>5} {actions:<14} "
+                  f"{env.episodes_per_trial:>2} {env.max_episode_steps:>5}  {entry.description}")
+            env.close()
+        return 0
+    get_entry(args.name)
+    from rl_hyper.envs import showcase
+
+    if args.action == "solve":
+        print(showcase.solve(args.name))
+        return 0
+    if not args.out:
+        raise UsageError("envs render needs --out FILE.png")
+    print(f"wrote {showcase.render_strip(args.name, args.out)}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rl-hyper", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train one method on one env (one Tune trial)")
+    train.add_argument("--env", default="GridNavi")
+    train.add_argument("--method", default="rnn_hn")
+    train.add_argument("--frames", type=int, default=DEFAULT_TRAIN_FRAMES, help="env-step budget")
+    train.add_argument("--lr", type=float, default=1e-3)
+    train.add_argument("--seed", type=int, default=73)
+    train.add_argument("--num-env-runners", type=int, default=0, help="0 = sample in the trial's own process")
+    train.add_argument("--envs-per-runner", type=int, default=None, help="default: the paper's 16 parallel envs")
+    train.add_argument("--eval-interval", type=int, default=10, help="iterations between evaluations (0 = none)")
+    train.add_argument("--output", default="results", help="results directory (Tune storage path)")
+    train.add_argument("--name", default=None, help="experiment name (default: train_<env>_<method>_<time>)")
+    train.set_defaults(handler=cmd_train)
+
+    envs = commands.add_parser("envs", help="list, solve or render the registered environments")
+    envs.add_argument("action", nargs="?", default="list", choices=["list", "solve", "render"])
+    envs.add_argument("name", nargs="?", default="MC-LS")
+    envs.add_argument("--out", default=None, help="PNG file for `render`")
+    envs.set_defaults(handler=cmd_envs)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    args = build_parser().parse_args(argv)
+    from rl_hyper.envs.registry import UnknownEnvError
+    from rl_hyper.models.methods import UnknownMethodError
+
+    try:
+        return args.handler(args)
+    except (UsageError, UnknownEnvError, UnknownMethodError) as error:
+        print(f"rl-hyper {args.command}: error: {error}", file=sys.stderr)
+        return EXIT_USAGE

@@ -1,0 +1,1 @@
+"""One trial's training: PPO config, learner with auxiliary losses, connectors, metrics callbacks."""

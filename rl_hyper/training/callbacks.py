@@ -1,0 +1,95 @@
+"""RLlib callbacks: per-trial metrics with fixed names (the contract with study/analysis.py).
+
+On every env runner (training and evaluation) each finished trial logs its raw return and the
+raw return of each inner episode (from the TrialWrapper's info). After every iteration the
+algorithm's result gets a flat section `rl_hyper` (progress.csv columns `rl_hyper/<name>`):
+
+    env, method, lr, seed        constants of the trial
+    frames                       env steps sampled so far (warm-up frames included)
+    train_trial_return           mean raw trial return of recent training trials
+    train_inner_return_<k>       the same for inner episode k = 1..K
+    eval_trial_return            mean raw trial return of the last evaluation (deterministic
+                                 actions, fresh tasks); NaN on iterations without evaluation
+    eval_inner_return_<k>        the same for inner episode k
+    env_steps_per_s              frames of this iteration / its wall time
+    sampler_time_s, learner_time_s   cumulative seconds spent sampling / updating
+    num_params                   parameters of the RLModule
+    <learner metric>             policy_loss, vf_loss, entropy, approx_kl, clip_fraction, ...
+
+A non-finite loss stops the trial with an error naming the metric.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from ray.rllib.callbacks.callbacks import RLlibCallback
+from ray.rllib.core import DEFAULT_MODULE_ID
+
+TRIAL_RETURN = "trial_return"
+
+
+def inner_return_key(k: int) -> str:
+    """Metric name of inner episode k (1-based)."""
+    return f"inner_return_{k}"
+
+
+class MetaMetricsCallbacks(RLlibCallback):
+    """Logs trial and inner-episode returns and assembles the `rl_hyper` result section."""
+
+    def __init__(self):
+        super().__init__()
+        self._num_params = None
+        self._last_frames = 0
+        self._sampler_time = 0.0
+        self._learner_time = 0.0
+
+    def on_episode_end(self, *, episode, env_runner=None, metrics_logger=None, **kwargs) -> None:
+        info = episode.get_infos(-1)
+        if "inner_returns" not in info:  # a trial cut off by the sampler, not a finished one
+            return
+        window = env_runner.config.metrics_num_episodes_for_smoothing
+        inner = np.asarray(info["inner_returns"], np.float64)
+        metrics_logger.log_value(TRIAL_RETURN, float(inner.sum()), window=window)
+        for k, value in enumerate(inner, start=1):
+            metrics_logger.log_value(inner_return_key(k), float(value), window=window)
+
+    @staticmethod
+    def _returns(section: dict, prefix: str) -> dict:
+        out = {f"{prefix}_trial_return": float(section.get(TRIAL_RETURN, math.nan))}
+        k = 1
+        while inner_return_key(k) in section:
+            out[f"{prefix}_{inner_return_key(k)}"] = float(section[inner_return_key(k)])
+            k += 1
+        return out
+
+    def on_train_result(self, *, algorithm, metrics_logger=None, result: dict, **kwargs) -> None:
+        config = algorithm.config
+        if self._num_params is None:
+            self._num_params = algorithm.get_module().num_params()
+        frames = int(result["env_runners"].get("num_env_steps_sampled_lifetime", 0))
+        timers = result.get("timers", {})
+        self._sampler_time += float(timers.get("env_runner_sampling_timer", 0.0))
+        self._learner_time += float(timers.get("learner_update_timer", 0.0))
+        iteration_time = max(float(result.get("time_this_iter_s", 0.0)), 1e-9)
+        section = {
+            "env": config.env, "method": config.model_config["method"], "lr": float(config.lr),
+            "seed": int(config.seed), "frames": frames,
+            "env_steps_per_s": (frames - self._last_frames) / iteration_time,
+            "sampler_time_s": self._sampler_time, "learner_time_s": self._learner_time,
+            "num_params": self._num_params,
+        }
+        self._last_frames = frames
+        section.update(self._returns(result["env_runners"], "train"))
+        evaluated_now = config.evaluation_interval and result["training_iteration"] % config.evaluation_interval == 0
+        evaluation = result.get("evaluation", {}).get("env_runners", {})  # RLlib repeats the last one
+        section.update(self._returns(evaluation, "eval") if evaluated_now and evaluation
+                       else {"eval_trial_return": math.nan})
+        learner = result.get("learners", {}).get(DEFAULT_MODULE_ID, {})
+        for name, value in learner.items():
+            if isinstance(value, (int, float, np.floating)) and not isinstance(value, bool):
+                if name.endswith("loss") and not math.isfinite(float(value)):
+                    raise FloatingPointError(f"non-finite {name} ({value}) at {frames} frames")
+                section[name] = float(value)
+        result["rl_hyper"] = section
