@@ -13,6 +13,8 @@ from typing import Callable
 import gymnasium as gym
 
 from rl_hyper.envs.gridworld import GridNavi
+from rl_hyper.envs.minecraft import MinecraftMaze
+from rl_hyper.envs.mujoco import AntDir, CheetahDir, CheetahVel, WalkerRandParams
 from rl_hyper.envs.trial import MetaTask, TrialWrapper
 
 
@@ -32,6 +34,11 @@ ENVS: dict[str, EnvEntry] = {
         EnvEntry("GridNavi", "grid", lambda **kw: GridNavi("sparse", **kw), "5x5 grid, hidden goal, sparse reward"),
         EnvEntry("GridNavi-Dense", "grid", lambda **kw: GridNavi("dense", **kw), "5x5 grid, L1-distance reward"),
         EnvEntry("GridNavi-Show", "grid", lambda **kw: GridNavi("show", **kw), "5x5 grid, goal shown at the start cell"),
+        EnvEntry("MC-LS", "minecraft", MinecraftMaze, "Minecraft-style maze: remember the indicator over 16 rooms"),
+        EnvEntry("CheetahDir", "mujoco", CheetahDir, "HalfCheetah, run forward or backward"),
+        EnvEntry("CheetahVel", "mujoco", CheetahVel, "HalfCheetah, run at a target velocity in [0, 3]"),
+        EnvEntry("AntDir", "mujoco", AntDir, "Ant, run in one of two directions"),
+        EnvEntry("WalkerRandParams", "mujoco", WalkerRandParams, "Walker2d with 65 randomised physics parameters"),
     )
 }
 

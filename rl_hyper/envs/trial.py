@@ -133,6 +133,8 @@ class TrialWrapper(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         task_seed = None
+        if seed is not None:  # a seeded reset reproduces the task env's noise too
+            self._task_env_seeded = False
         if not self._task_env_seeded:  # the task env's own RNG (initial-state noise) follows ours
             task_seed = int(self.np_random.integers(2**31 - 1))
             self._task_env_seeded = True

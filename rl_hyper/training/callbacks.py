@@ -14,7 +14,8 @@ algorithm's result gets a flat section `rl_hyper` (progress.csv columns `rl_hype
     env_steps_per_s              frames of this iteration / its wall time
     sampler_time_s, learner_time_s   cumulative seconds spent sampling / updating
     num_params                   parameters of the RLModule
-    <learner metric>             policy_loss, vf_loss, entropy, approx_kl, clip_fraction, ...
+    <learner metric>             total_loss, policy_loss, vf_loss, entropy, approx_kl, clip_fraction,
+                                 and aux_* / warm_up* of the auxiliary objectives
 
 A non-finite loss stops the trial with an error naming the metric.
 """
@@ -27,7 +28,11 @@ import numpy as np
 from ray.rllib.callbacks.callbacks import RLlibCallback
 from ray.rllib.core import DEFAULT_MODULE_ID
 
+from rl_hyper.envs.registry import make_trial_env
+
 TRIAL_RETURN = "trial_return"
+LEARNER_METRICS = ("total_loss", "policy_loss", "vf_loss", "entropy", "approx_kl", "clip_fraction")
+AUX_PREFIXES = ("aux_", "warm_up")  # auxiliary objectives of the TI / VariBAD methods
 
 
 def inner_return_key(k: int) -> str:
@@ -41,6 +46,7 @@ class MetaMetricsCallbacks(RLlibCallback):
     def __init__(self):
         super().__init__()
         self._num_params = None
+        self._episodes_per_trial = 0
         self._last_frames = 0
         self._sampler_time = 0.0
         self._learner_time = 0.0
@@ -56,18 +62,19 @@ class MetaMetricsCallbacks(RLlibCallback):
             metrics_logger.log_value(inner_return_key(k), float(value), window=window)
 
     @staticmethod
-    def _returns(section: dict, prefix: str) -> dict:
-        out = {f"{prefix}_trial_return": float(section.get(TRIAL_RETURN, math.nan))}
-        k = 1
-        while inner_return_key(k) in section:
-            out[f"{prefix}_{inner_return_key(k)}"] = float(section[inner_return_key(k)])
-            k += 1
-        return out
+    def _returns(section: dict, prefix: str, episodes_per_trial: int) -> dict:
+        """Every return column, NaN where `section` has no value (Tune fixes the CSV header at
+        the first result, so a column must be there from iteration 1)."""
+        keys = [TRIAL_RETURN] + [inner_return_key(k) for k in range(1, episodes_per_trial + 1)]
+        return {f"{prefix}_{key}": float(section.get(key, math.nan)) for key in keys}
 
     def on_train_result(self, *, algorithm, metrics_logger=None, result: dict, **kwargs) -> None:
         config = algorithm.config
         if self._num_params is None:
             self._num_params = algorithm.get_module().num_params()
+            probe = make_trial_env(config.env, config.env_config)
+            self._episodes_per_trial = probe.episodes_per_trial
+            probe.close()
         frames = int(result["env_runners"].get("num_env_steps_sampled_lifetime", 0))
         timers = result.get("timers", {})
         self._sampler_time += float(timers.get("env_runner_sampling_timer", 0.0))
@@ -81,14 +88,13 @@ class MetaMetricsCallbacks(RLlibCallback):
             "num_params": self._num_params,
         }
         self._last_frames = frames
-        section.update(self._returns(result["env_runners"], "train"))
+        section.update(self._returns(result["env_runners"], "train", self._episodes_per_trial))
         evaluated_now = config.evaluation_interval and result["training_iteration"] % config.evaluation_interval == 0
-        evaluation = result.get("evaluation", {}).get("env_runners", {})  # RLlib repeats the last one
-        section.update(self._returns(evaluation, "eval") if evaluated_now and evaluation
-                       else {"eval_trial_return": math.nan})
+        evaluation = result.get("evaluation", {}).get("env_runners", {}) if evaluated_now else {}
+        section.update(self._returns(evaluation, "eval", self._episodes_per_trial))  # RLlib repeats old evals
         learner = result.get("learners", {}).get(DEFAULT_MODULE_ID, {})
         for name, value in learner.items():
-            if isinstance(value, (int, float, np.floating)) and not isinstance(value, bool):
+            if name in LEARNER_METRICS or name.startswith(AUX_PREFIXES):
                 if name.endswith("loss") and not math.isfinite(float(value)):
                     raise FloatingPointError(f"non-finite {name} ({value}) at {frames} frames")
                 section[name] = float(value)

@@ -1,0 +1,251 @@
+"""Results directory -> report: tidy CSVs, PNG plots, report.md and a self-contained report.html.
+
+    write_report("results/quickstart", "reports/quickstart", study=load_study("tune_configs/quickstart.yaml"))
+
+writes into the output directory:
+    evaluations.csv           every evaluation point (analysis.evaluation_points)
+    trials.csv                one row per trial: final frames, parameters, times
+    curves_<env>.png          learning curves per method at its best lr (mean, 68% bootstrap CI)
+    inner_episodes_<env>.png  return of each inner episode at the end of training per method
+    report.md, report.html    best-lr, summary, compute and missing-trials tables; the html embeds
+                              the plots as base64 PNGs
+Plots are drawn on matplotlib Figure objects (Agg canvas); pyplot's global state is not touched.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from rl_hyper.models.methods import METHODS
+from rl_hyper.study import analysis
+from rl_hyper.study.spec import Study
+
+_METHOD_RANK = {method_id: rank for rank, method_id in enumerate(METHODS)}
+_COUNT_COLUMNS = ("num_params", "n_trials", "frames", "n_seeds", "seed")
+
+
+@dataclass
+class Section:
+    """One report section: a title, paragraphs, an optional table, optional plot files."""
+
+    title: str
+    paragraphs: list[str] = field(default_factory=list)
+    table: pd.DataFrame | None = None
+    images: list[Path] = field(default_factory=list)
+
+
+def write_report(
+    results_dir: str | Path, out_dir: str | Path, select: analysis.Select = "auc", study: Study | None = None
+) -> list[Path]:
+    """Analyse `results_dir` and write the report files into `out_dir`; return the paths written.
+
+    select: rule for the best learning rate ("auc" = mean over all evaluation points, the paper's
+    rule; "final" = last evaluation point). study: when given, the report lists its trials that
+    are missing or unfinished.
+    """
+    if select not in analysis.SELECT_RULES:
+        raise ValueError(f"select must be one of {analysis.SELECT_RULES}, got {select!r}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    progress = analysis.read_progress(results_dir)
+    evals = analysis.evaluation_points(progress)
+    trials = analysis.trial_table(progress)
+    evals.to_csv(out / "evaluations.csv", index=False)
+    trials.to_csv(out / "trials.csv", index=False)
+    written = [out / "evaluations.csv", out / "trials.csv"]
+
+    sections = [
+        Section(
+            "Overview",
+            [
+                f"Results: {results_dir}. Trials with results: {len(trials)}; evaluation points: {len(evals)}.",
+                f"Best learning rate per method by '{select}' "
+                + ("(highest mean over seeds of the mean over all evaluation points)." if select == "auc"
+                   else "(highest mean over seeds of the last evaluation point)."),
+                "Uncertainty: 68% percentile bootstrap confidence interval of the mean over seeds.",
+            ],
+        )
+    ]
+    if evals.empty:
+        sections.append(Section("Results", ["No evaluation points yet."]))
+    else:
+        best = analysis.best_lr(evals, select)
+        images = [_plot_curves(analysis.learning_curves(evals, best), env, select, out) for env in best["env"].unique()]
+        inner = analysis.inner_episode_returns(evals, best)
+        images += [_plot_inner_episodes(inner, env, out) for env in inner["env"].unique()] if not inner.empty else []
+        written += images
+        sections += [
+            Section("Best learning rate", [f"Score = mean over seeds of '{select}'."], _by_method(best)),
+            Section(
+                "Summary at the best learning rate",
+                ["final = return of the last evaluation; auc = mean return over all evaluations; "
+                 "[68% bootstrap CI over seeds]."],
+                _summary_display(analysis.summary_table(evals, best)),
+            ),
+            Section(
+                "Plots",
+                ["Learning curves: evaluation trial return against environment frames, each seed smoothed by a "
+                 "trailing moving average over 10% of its points. Inner episodes: return of each episode of the "
+                 "evaluation trials at the last evaluation (adaptation within a trial)."],
+                images=images,
+            ),
+        ]
+    if not trials.empty:
+        sections.append(
+            Section(
+                "Compute",
+                ["Seconds per 1e6 environment frames over all trials of a method (wall clock = Tune's "
+                 "time_total_s; sampler and learner = time spent in each)."],
+                _by_method(analysis.compute_table(trials)),
+            )
+        )
+    sections.append(_missing_section(study, trials))
+
+    (out / "report.md").write_text(_render_markdown(sections), encoding="utf-8")
+    (out / "report.html").write_text(_render_html(sections), encoding="utf-8")
+    return written + [out / "report.md", out / "report.html"]
+
+
+def _missing_section(study: Study | None, trials: pd.DataFrame) -> Section:
+    if study is None:
+        return Section("Missing trials", ["No study file given: missing trials not checked."])
+    missing = analysis.missing_trials(study, trials)
+    expected = len(study.trials())
+    if missing.empty:
+        return Section("Missing trials", [f"All {expected} trials of study '{study.name}' reached {study.frames:,} frames."])
+    text = (
+        f"{len(missing)} of {expected} trials of study '{study.name}' lack full results "
+        f"(missing = no iteration recorded; unfinished = fewer than {study.frames:,} frames). "
+        "The tables above use the trials that have results."
+    )
+    return Section("Missing trials", [text], missing)
+
+
+def _method_label(method_id: str) -> str:
+    return METHODS[method_id].name if method_id in METHODS else method_id
+
+
+def _by_method(table: pd.DataFrame) -> pd.DataFrame:
+    """Rows in method-table order (then env, lr, seed where present)."""
+    ranked = table.assign(_rank=table["method"].map(lambda m: _METHOD_RANK.get(m, len(_METHOD_RANK))))
+    keys = [key for key in ("env", "_rank", "lr", "seed") if key in ranked.columns]
+    return ranked.sort_values(keys, kind="stable").drop(columns="_rank").reset_index(drop=True)
+
+
+def _summary_display(summary: pd.DataFrame) -> pd.DataFrame:
+    """Summary with each statistic as 'mean [low, high]'."""
+    table = _by_method(summary)
+    shown = table[["env", "method", "lr", "n_seeds"]].copy()
+    for stat in ("final", "auc"):
+        shown[f"{stat} [68% CI]"] = [
+            f"{mean:.2f} [{low:.2f}, {high:.2f}]"
+            for mean, low, high in zip(table[f"{stat}_mean"], table[f"{stat}_ci_low"], table[f"{stat}_ci_high"])
+        ]
+    return shown
+
+
+def _plot_curves(curves: pd.DataFrame, env: str, select: str, out: Path) -> Path:
+    figure = Figure(figsize=(7.5, 4.5))
+    axes = figure.subplots()
+    for method, curve in _by_method(curves[curves["env"] == env]).groupby("method", sort=False):
+        line = axes.plot(curve["frames"], curve["mean"], label=f"{_method_label(method)} (lr {curve['lr'].iloc[0]:g})")
+        axes.fill_between(curve["frames"], curve["ci_low"], curve["ci_high"], color=line[0].get_color(), alpha=0.2)
+    axes.set_xlabel("environment frames")
+    axes.set_ylabel("evaluation trial return")
+    axes.set_title(f"{env}: mean over seeds, 68% bootstrap CI (best lr by {select})")
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize="small")
+    figure.tight_layout()
+    path = out / f"curves_{env}.png"
+    figure.savefig(path, dpi=110)
+    return path
+
+
+def _plot_inner_episodes(inner: pd.DataFrame, env: str, out: Path) -> Path:
+    """Grouped bars: one group per method, one bar per inner episode, CI as error bars."""
+    data = _by_method(inner[inner["env"] == env])
+    methods = list(dict.fromkeys(data["method"]))
+    episodes = sorted(data["episode"].unique())
+    width = 0.8 / len(episodes)
+    figure = Figure(figsize=(7.5, 4.0))
+    axes = figure.subplots()
+    for offset, episode in enumerate(episodes):
+        rows = data[data["episode"] == episode].set_index("method").reindex(methods)
+        positions = np.arange(len(methods)) + (offset - (len(episodes) - 1) / 2) * width
+        errors = [rows["mean"] - rows["ci_low"], rows["ci_high"] - rows["mean"]]
+        axes.bar(positions, rows["mean"], width, yerr=errors, capsize=2, label=f"episode {episode}")
+    axes.set_xticks(np.arange(len(methods)), [_method_label(m) for m in methods], rotation=20)
+    axes.set_ylabel("evaluation return of the episode")
+    axes.set_title(f"{env}: return per inner episode at the last evaluation (68% CI)")
+    axes.axhline(0.0, color="black", linewidth=0.5)
+    axes.legend(fontsize="small")
+    figure.tight_layout()
+    path = out / f"inner_episodes_{env}.png"
+    figure.savefig(path, dpi=110)
+    return path
+
+
+def _cell(column: str, value: object) -> str:
+    """Table cell text: lr in short float form, counts as integers, other floats with 2 decimals."""
+    if isinstance(value, float) and np.isnan(value):
+        return "-"
+    if column == "lr":
+        return f"{value:g}"
+    if column in _COUNT_COLUMNS:
+        return f"{int(value)}"
+    if isinstance(value, (float, np.floating)):
+        return f"{value:.2f}"
+    return str(value)
+
+
+def _cells(table: pd.DataFrame) -> list[list[str]]:
+    return [[_cell(column, value) for column, value in zip(table.columns, row)] for row in table.itertuples(index=False)]
+
+
+def _render_markdown(sections: list[Section]) -> str:
+    lines = ["# rl_hyper study report", ""]
+    for section in sections:
+        lines += [f"## {section.title}", ""]
+        for paragraph in section.paragraphs:
+            lines += [paragraph, ""]
+        if section.table is not None:
+            lines.append("| " + " | ".join(section.table.columns) + " |")
+            lines.append("|" + "---|" * len(section.table.columns))
+            lines += ["| " + " | ".join(row) + " |" for row in _cells(section.table)]
+            lines.append("")
+        for image in section.images:
+            lines += [f"![{image.stem}]({image.name})", ""]
+    return "\n".join(lines)
+
+
+_CSS = (
+    "body{font-family:sans-serif;max-width:1000px;margin:2em auto;padding:0 1em}"
+    "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
+    "img{max-width:100%;display:block;margin:1em 0}"
+)
+
+
+def _render_html(sections: list[Section]) -> str:
+    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>rl_hyper study report</title>"
+             f"<style>{_CSS}</style></head><body><h1>rl_hyper study report</h1>"]
+    for section in sections:
+        parts.append(f"<h2>{html.escape(section.title)}</h2>")
+        parts += [f"<p>{html.escape(paragraph)}</p>" for paragraph in section.paragraphs]
+        if section.table is not None:
+            header = "".join(f"<th>{html.escape(str(c))}</th>" for c in section.table.columns)
+            body = "".join(
+                "<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>" for row in _cells(section.table)
+            )
+            parts.append(f"<table><thead><tr>{header}</tr></thead><tbody>{body}</tbody></table>")
+        for image in section.images:
+            encoded = base64.b64encode(image.read_bytes()).decode("ascii")
+            parts.append(f"<img alt='{html.escape(image.stem)}' src='data:image/png;base64,{encoded}'>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
