@@ -1,6 +1,9 @@
 """The `rl-hyper` command (also `python -m rl_hyper`): parse, validate, call, print.
 
     rl-hyper train  [--env GridNavi] [--method rnn_hn] [--frames N] [--lr X] [--seed S] ...
+    rl-hyper sweep  FILE.yaml [--dry-run] [--resume] [--storage URI] [--max-concurrent N]
+    rl-hyper report RESULTS_DIR [--out DIR] [--select auc|final]
+    rl-hyper submit FILE.yaml --address URL [--storage URI]
     rl-hyper envs   [list | solve NAME | render NAME --out FILE.png]
 
 Bad input is one line on stderr naming the problem (and the valid choices) and exit code 2,
@@ -52,18 +55,15 @@ def cmd_train(args) -> int:
         raise UsageError(f"--num-env-runners must be >= 0, got {args.num_env_runners}")
     _check_writable(args.output)
 
-    from rl_hyper.envs.registry import register_all
-    from rl_hyper.training.config import build_config
     from rl_hyper.training.run import init_ray, train
 
     init_ray(include_dashboard=False)
-    register_all()
-    config = build_config(args.env, args.method, lr=args.lr, seed=args.seed, frames=args.frames,
-                          num_env_runners=args.num_env_runners, envs_per_runner=args.envs_per_runner,
-                          eval_interval=args.eval_interval)
+    common = {"env": args.env, "num_env_runners": args.num_env_runners, "envs_per_runner": args.envs_per_runner,
+              "eval_interval": args.eval_interval}
     name = args.name or f"train_{args.env}_{args.method}_{time.strftime('%Y%m%d-%H%M%S')}"
     print(f"training {args.method} on {args.env} for {args.frames:,} frames -> {Path(args.output) / name}", flush=True)
-    trial_dir = train(config, frames=args.frames, output=args.output, name=name)
+    trial_dir = train(common, method=args.method, lr=args.lr, seed=args.seed, frames=args.frames,
+                      output=args.output, name=name)
     print(f"done: results and checkpoint in {trial_dir}")
     return 0
 
@@ -93,6 +93,48 @@ def cmd_envs(args) -> int:
     return 0
 
 
+def cmd_sweep(args) -> int:
+    from rl_hyper.study.spec import load_study
+    from rl_hyper.study.sweep import run_sweep, trial_table
+
+    study = load_study(args.file)
+    _positive("--max-concurrent", args.max_concurrent)
+    if args.dry_run:
+        print(trial_table(study))
+        return 0
+    storage = args.storage or study.storage
+    if "://" not in storage:
+        _check_writable(storage)
+    from rl_hyper.training.run import init_ray
+
+    init_ray(address=args.address)
+    failed = run_sweep(study, storage=args.storage, resume=args.resume, max_concurrent=args.max_concurrent)
+    return 1 if failed else 0
+
+
+def cmd_report(args) -> int:
+    from rl_hyper.study.report import write_report
+    from rl_hyper.study.spec import load_study
+
+    results = Path(args.results_dir)
+    if not results.is_dir():
+        raise UsageError(f"results directory {args.results_dir!r} does not exist")
+    study_file = results / "study.yaml"
+    study = load_study(study_file) if study_file.exists() else None
+    out = args.out or str(results / "report")
+    _check_writable(out)
+    for path in write_report(results, out, select=args.select, study=study):
+        print(f"wrote {path}")
+    return 0
+
+
+def cmd_submit(args) -> int:
+    from rl_hyper.study.submit import submit
+
+    submit(args.file, args.address, storage=args.storage)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rl-hyper", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -110,6 +152,27 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--name", default=None, help="experiment name (default: train_<env>_<method>_<time>)")
     train.set_defaults(handler=cmd_train)
 
+    sweep = commands.add_parser("sweep", help="run an equal-compute study (YAML) on Ray Tune")
+    sweep.add_argument("file", help="study YAML, e.g. tune_configs/quickstart.yaml")
+    sweep.add_argument("--dry-run", action="store_true", help="print the trial table and exit")
+    sweep.add_argument("--resume", action="store_true", help="continue an interrupted study")
+    sweep.add_argument("--storage", default=None, help="results directory or cloud URI (overrides the YAML)")
+    sweep.add_argument("--max-concurrent", type=int, default=None, help="trials at a time")
+    sweep.add_argument("--address", default=None, help="Ray cluster to join (default: start a local Ray)")
+    sweep.set_defaults(handler=cmd_sweep)
+
+    report = commands.add_parser("report", help="tables, plots and report.md/html of a results directory")
+    report.add_argument("results_dir")
+    report.add_argument("--out", default=None, help="default: RESULTS_DIR/report")
+    report.add_argument("--select", choices=["auc", "final"], default="auc", help="best-lr rule (paper: auc)")
+    report.set_defaults(handler=cmd_report)
+
+    submit = commands.add_parser("submit", help="submit a study to a Ray cluster as a Ray job")
+    submit.add_argument("file")
+    submit.add_argument("--address", required=True, help="Ray dashboard address, e.g. http://HEAD:8265")
+    submit.add_argument("--storage", default=None, help="shared storage for results (cloud URI or shared path)")
+    submit.set_defaults(handler=cmd_submit)
+
     envs = commands.add_parser("envs", help="list, solve or render the registered environments")
     envs.add_argument("action", nargs="?", default="list", choices=["list", "solve", "render"])
     envs.add_argument("name", nargs="?", default="MC-LS")
@@ -123,9 +186,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from rl_hyper.envs.registry import UnknownEnvError
     from rl_hyper.models.methods import UnknownMethodError
+    from rl_hyper.study.spec import StudyError
 
     try:
         return args.handler(args)
-    except (UsageError, UnknownEnvError, UnknownMethodError) as error:
+    except (UsageError, UnknownEnvError, UnknownMethodError, StudyError) as error:
         print(f"rl-hyper {args.command}: error: {error}", file=sys.stderr)
         return EXIT_USAGE

@@ -90,21 +90,98 @@ def progress_callback():
     return ProgressPrinter()
 
 
-def train(config, *, frames: int, output: str, name: str) -> Path:
-    """Train one PPO trial with `config` to `frames` env steps under Tune; returns the trial dir."""
+def _public_result(result: dict) -> dict:
+    """The algorithm's result without the (large, unserialisable) config object."""
+    return {key: value for key, value in result.items() if key != "config"}
+
+
+def trial_trainable(params: dict) -> None:
+    """Tune function trainable: one PPO trial, `build_config(**params)` trained to `frames`.
+
+    params: method, lr, seed (what a study varies) and every other `build_config` argument.
+    Checkpoints every `checkpoint_every` iterations and at the end; after a failure or a
+    `--resume`, Tune hands the last checkpoint back and training continues from it.
+    """
+    import tempfile
+
+    import torch
+    from ray import tune
+
+    from rl_hyper.envs.registry import register_all
+    from rl_hyper.training.config import build_config
+
+    torch.set_num_threads(1)
+    register_all()
+    params = dict(params)
+    checkpoint_every = params.pop("checkpoint_every")
+    frames = params["frames"]
+    algo = build_config(**params).build_algo()
+    checkpoint = tune.get_checkpoint()
+    if checkpoint:
+        algo.restore_from_path(checkpoint.path)
+    done = False
+    while not done:
+        result = _public_result(algo.train())
+        done = result["rl_hyper"]["frames"] >= frames
+        if done or algo.iteration % checkpoint_every == 0:
+            with tempfile.TemporaryDirectory() as directory:
+                algo.save_to_path(directory)
+                tune.report(result, checkpoint=tune.Checkpoint.from_directory(directory))
+        else:
+            tune.report(result)
+    algo.stop()
+
+
+def sized_trainable(common: dict, grid: dict, frames: int):
+    """`trial_trainable` with the resources of one trial: the learner process plus its env
+    runners (and GPU), as RLlib requests them for the grid's first trial (all trials alike)."""
     from ray import tune
     from ray.rllib.algorithms.ppo import PPO
 
-    storage = Path(output).resolve()
-    write_versions(storage / name)
-    tuner = tune.Tuner(
-        PPO, param_space=config,
+    from rl_hyper.training.config import build_config
+
+    first = {key: values[0] for key, values in grid.items()}
+    return tune.with_resources(trial_trainable, PPO.default_resource_request(build_config(**common, frames=frames, **first)))
+
+
+def trial_dirname(trial) -> str:
+    config = trial.config
+    return f"{config['method']}_lr{config['lr']:g}_seed{config['seed']}_{trial.trial_id}"
+
+
+def make_tuner(common: dict, grid: dict, *, frames: int, storage: str, name: str, max_concurrent: int | None = None,
+               max_failures: int = 0, checkpoint_every: int = 10):
+    """A Tuner over the grid (method x lr x seed lists) with `common` build_config arguments.
+
+    Every trial stops at the same `frames` (STOP_KEY), whatever its method.
+    """
+    from ray import tune
+
+    param_space = {**common, "frames": frames, "checkpoint_every": checkpoint_every,
+                   **{key: tune.grid_search(list(values)) for key, values in grid.items()}}
+    return tune.Tuner(
+        sized_trainable(common, grid, frames), param_space=param_space,
+        tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent, trial_dirname_creator=trial_dirname),
         run_config=tune.RunConfig(
-            name=name, storage_path=str(storage), stop={STOP_KEY: frames}, verbose=0,
-            checkpoint_config=tune.CheckpointConfig(checkpoint_at_end=True, num_to_keep=1),
+            name=name, storage_path=storage, stop={STOP_KEY: frames}, verbose=0,
+            failure_config=tune.FailureConfig(max_failures=max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             callbacks=[progress_callback()],
         ),
     )
+
+
+def storage_path(output: str) -> str:
+    """Tune storage: a cloud URI as given, a local directory made absolute."""
+    return output if "://" in output else str(Path(output).resolve())
+
+
+def train(common: dict, *, method: str, lr: float, seed: int, frames: int, output: str, name: str) -> Path:
+    """Train one trial (a study of one) under Tune; returns the trial directory."""
+    storage = storage_path(output)
+    write_versions(Path(storage) / name)
+    tuner = make_tuner(common, {"method": [method], "lr": [lr], "seed": [seed]}, frames=frames,
+                       storage=storage, name=name)
     result = tuner.fit()[0]
     if result.error:
         raise RuntimeError(f"training failed: {result.error}")

@@ -1,0 +1,100 @@
+"""Study -> Ray Tune sweep: method x lr x seed trials at equal compute, resumable.
+
+    rl-hyper sweep tune_configs/quickstart.yaml [--dry-run] [--resume] [--storage URI] [--max-concurrent N]
+
+Every trial gets the same `frames` budget (Tune stop criterion on
+`env_runners/num_env_steps_sampled_lifetime`) and the same PPO settings; only method, lr and
+seed vary. Results: <storage>/<study name>/<trial>/progress.csv ... (Tune's layout) and, beside
+the trials, `study.yaml` (the study as run), `manifest.json` (versions, command, start and end
+times, trial states). `--resume` restores the Tune experiment: finished trials are kept as they
+are, unfinished ones continue from their last checkpoint, errored ones are retried.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from datetime import datetime, timezone
+
+import yaml
+
+from rl_hyper.study.spec import Study
+from rl_hyper.training.run import make_tuner, sized_trainable, storage_path, versions
+
+
+def build_arguments(study: Study) -> dict:
+    """The `build_config` arguments every trial of the study shares."""
+    ppo = study.ppo.overrides()
+    return {
+        "env": study.env, "env_config": dict(study.env_config), "max_seq_len": ppo.pop("max_seq_len", None),
+        "ppo": ppo, "num_env_runners": study.resources.num_env_runners,
+        "envs_per_runner": study.resources.envs_per_runner, "eval_interval": study.evaluation.interval,
+        "eval_tasks": study.evaluation.num_tasks, "eval_deterministic": study.evaluation.deterministic,
+        "num_gpus_per_learner": study.resources.num_gpus_per_learner,
+    }
+
+
+def study_grid(study: Study) -> dict:
+    return {"method": list(study.methods), "lr": list(study.lr_grid), "seed": list(study.seeds)}
+
+
+def trial_table(study: Study) -> str:
+    """The expansion as a printable table (what --dry-run shows)."""
+    rows = [f"{'#':>3}  {'method':<15} {'lr':>8} {'seed':>5} {'frames':>12}"]
+    for index, trial in enumerate(study.trials(), start=1):
+        rows.append(f"{index:>3}  {trial.method:<15} {trial.lr:>8.0e} {trial.seed:>5} {study.frames:>12,}")
+    total = len(study.trials()) * study.frames
+    rows.append(f"{len(study.trials())} trials on {study.env}, {total:,} frames in all, "
+                f"{study.resources.cpus_per_trial:g} CPU(s) per trial")
+    return "\n".join(rows)
+
+
+def _write(storage: str, name: str, filename: str, text: str) -> None:
+    """Write a small text file into the experiment directory (local path or cloud URI)."""
+    import pyarrow.fs
+
+    filesystem, root = pyarrow.fs.FileSystem.from_uri(storage)
+    directory = f"{root.rstrip('/')}/{name}"
+    filesystem.create_dir(directory, recursive=True)
+    with filesystem.open_output_stream(f"{directory}/{filename}") as stream:
+        stream.write(text.encode())
+
+
+def run_sweep(study: Study, *, storage: str | None = None, resume: bool = False,
+              max_concurrent: int | None = None) -> int:
+    """Run (or resume) the study; returns the number of trials that ended in error."""
+    from ray import tune
+
+    storage = storage_path(storage or study.storage)
+    experiment = f"{storage.rstrip('/')}/{study.name}"
+    started = datetime.now(timezone.utc).isoformat()
+    _write(storage, study.name, "study.yaml", yaml.safe_dump(study.model_dump(), sort_keys=False))
+    if resume:
+        if not tune.Tuner.can_restore(experiment):
+            raise FileNotFoundError(f"nothing to resume at {experiment}")
+        print(f"resuming {experiment}", flush=True)
+        trainable = sized_trainable(build_arguments(study), study_grid(study), study.frames)
+        tuner = tune.Tuner.restore(experiment, trainable=trainable, resume_unfinished=True, resume_errored=True)
+    else:
+        print(trial_table(study), flush=True)
+        tuner = make_tuner(build_arguments(study), study_grid(study), frames=study.frames, storage=storage,
+                           name=study.name, max_concurrent=max_concurrent or study.resources.max_concurrent,
+                           max_failures=study.max_failures)
+    begin = time.time()
+    results = tuner.fit()
+    states = {}
+    for result in results:
+        config = result.config
+        key = f"{config['method']}/lr={config['lr']:g}/seed={config['seed']}"
+        states[key] = "ERROR: " + str(result.error).splitlines()[0] if result.error else "done"
+    manifest = {"study": study.name, "env": study.env, "command": " ".join(sys.argv), "started": started,
+                "ended": datetime.now(timezone.utc).isoformat(), "wall_s": round(time.time() - begin, 1),
+                "versions": versions(), "trials": states}
+    _write(storage, study.name, "manifest.json", json.dumps(manifest, indent=2) + "\n")
+    failed = [key for key, state in states.items() if state != "done"]
+    print(f"{len(states) - len(failed)}/{len(states)} trials done in {manifest['wall_s']:.0f} s; results in {experiment}")
+    for key in failed:
+        print(f"  failed: {key}: {states[key]}", file=sys.stderr)
+    print(f"report: rl-hyper report {experiment}")
+    return len(failed)
