@@ -59,7 +59,9 @@ def cmd_train(args) -> int:
 
     init_ray(include_dashboard=False)
     common = {"env": args.env, "num_env_runners": args.num_env_runners, "envs_per_runner": args.envs_per_runner,
-              "eval_interval": args.eval_interval}
+              "eval_interval": args.eval_interval,
+              # a lone trial gets the machine: its process runs one torch thread per CPU left to it
+              "main_process_cpus": max(1, (os.cpu_count() or 1) - args.num_env_runners)}
     name = args.name or f"train_{args.env}_{args.method}_{time.strftime('%Y%m%d-%H%M%S')}"
     print(f"training {args.method} on {args.env} for {args.frames:,} frames -> {Path(args.output) / name}", flush=True)
     trial_dir = train(common, method=args.method, lr=args.lr, seed=args.seed, frames=args.frames,

@@ -27,8 +27,12 @@ class Method:
         "task_embedding" (decode the warm-up task embedding g(c), TI / TI++), "elbo" (VariBAD).
     rl_grad_to_encoder: whether PPO gradients reach the GRU encoder (False = stop-gradient at
         the latent; the encoder then learns only from `aux_loss`).
-    warm_up: multi-task warm-up on g(c) before meta-training: "reset" re-initialises the policy
-        after it (TI), "continue" keeps it and trains the encoder during it (TI++).
+    warm_up: multi-task warm-up on g(c) before meta-training (the first N PPO updates, N =
+        learner_config_dict["warm_up_updates"]): the policy is conditioned on the task embedding
+        g(c) instead of the latent. "reset" (TI): the encoder is frozen during warm-up, and after
+        it every policy parameter except g is re-initialised; "continue" (TI++): the encoder
+        learns from `aux_loss` during warm-up, and the policy is kept.
+    normalize_latent: the policy reads [mu, logvar] normalised by a running mean/std (VariBAD).
     """
 
     id: str
@@ -38,10 +42,22 @@ class Method:
     aux_loss: AuxLoss = "none"
     rl_grad_to_encoder: bool = True
     warm_up: WarmUp = "none"
+    normalize_latent: bool = False
+
+    def __post_init__(self):
+        if (self.warm_up != "none") != (self.aux_loss == "task_embedding"):
+            raise ValueError(f"{self.id}: a warm-up needs the task-embedding loss and vice versa")
+        if self.aux_loss != "none" and self.rl_grad_to_encoder:
+            raise ValueError(f"{self.id}: an auxiliary objective trains the encoder alone")
 
     @property
     def uses_hypernetwork(self) -> bool:
         return self.policy_input == "hyper"
+
+    @property
+    def uses_task(self) -> bool:
+        """Whether the learner needs the task descriptor of every step (TI losses, warm-up)."""
+        return self.aux_loss in ("task_raw", "task_embedding")
 
 
 METHODS: dict[str, Method] = {
@@ -55,8 +71,8 @@ METHODS: dict[str, Method] = {
         Method("ti", "TI", "state_latent", aux_loss="task_embedding", rl_grad_to_encoder=False, warm_up="reset"),
         Method("ti_pp", "TI++", "state_latent", aux_loss="task_embedding", rl_grad_to_encoder=False, warm_up="continue"),
         Method("ti_pp_hn", "TI++HN", "hyper", aux_loss="task_embedding", rl_grad_to_encoder=False, warm_up="continue"),
-        Method("vi", "VI", "state_latent", aux_loss="elbo", rl_grad_to_encoder=False),
-        Method("vi_hn", "VI+HN", "hyper", aux_loss="elbo", rl_grad_to_encoder=False),
+        Method("vi", "VI", "state_latent", aux_loss="elbo", rl_grad_to_encoder=False, normalize_latent=True),
+        Method("vi_hn", "VI+HN", "hyper", aux_loss="elbo", rl_grad_to_encoder=False, normalize_latent=True),
     )
 }
 

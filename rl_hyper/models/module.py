@@ -4,8 +4,12 @@ Data path per step (B = sequences, T = time steps, N = B * T):
 
     obs (B, T, S + A + 1) = [state s_t (S), prev action a_{t-1} (A), prev reward r_t (1)]
       -> TrajectoryEncoder (GRU, state h)          -> mu, logvar (B, T, L)
-      -> latent = [mu, logvar] (detached when the method stops RL gradients at the latent)
-      -> latent embedding  e = tanh(Linear(2L -> E))                        (B, T, E)
+      -> latent = [mu, logvar] (normalised by a running mean/std when method.normalize_latent;
+                                for methods that stop RL gradients at the latent, the learner
+                                uses the latent recorded while sampling, batch["rollout_latent"])
+      -> conditioning e = tanh(Linear(2L -> E)) of the latent                    (B, T, E)
+         (during a TI warm-up instead e = g(c) = tanh(Linear(D -> E)) of the running-normalised
+          task descriptor c = batch["task"] (B, T, D))
       -> state embedding   x = tanh(Linear(S -> 256)) of running-normalised s_t   (methods that read s_t)
       -> policy by method.policy_input:
            latent:       actor(e),      critic(e)
@@ -13,8 +17,18 @@ Data path per step (B = sequences, T = time steps, N = B * T):
            hyper:        actor(x; weights from e), critic(x; weights from e)
       -> action-distribution inputs (B, T, n) or (B, T, 2A) = [mean, log_std]; values (B, T)
 
+Auxiliary parts (only for the methods that use them, see methods.py):
+    decoder        VariBAD reward/state decoder (decoders.py), `elbo_terms`
+    task_decoder   TI task decoder MLP on the latent sample, `task_prediction_error`
+    task_embedding g (TI warm-up), with the buffers `warm_up_active` (bool) and
+                   `warm_up_updates_done` (int): module state, so they reach the env runners
+                   with every weight sync and are saved with checkpoints.
+The policy reads batch["task"] only while `warm_up_active` is True.
+
 `model_config` keys: method (id), state_dim, action_dim, reward_dim (from the env's ObsLayout),
-max_seq_len, and any field of `ModelSizes` (paper grid-world sizes by default).
+max_seq_len, any field of `ModelSizes` (paper grid-world sizes by default), and for the auxiliary
+objectives: decoder, decoder_hidden (+ grid_size, goal_reward for "grid_reward"),
+task_decoder_hidden, task_dim, inner_done_flag (the last state entry is the inner-episode-ended flag).
 """
 
 from __future__ import annotations
@@ -30,10 +44,14 @@ from ray.rllib.core.rl_module.apis.value_function_api import ValueFunctionAPI
 from ray.rllib.core.rl_module.torch import TorchRLModule
 from torch import nn
 
+from rl_hyper.models.decoders import build_trajectory_decoder, gaussian_kl, mlp
 from rl_hyper.models.encoder import TrajectoryEncoder
 from rl_hyper.models.methods import get_method
 from rl_hyper.models.normalize import RunningMeanStd
 from rl_hyper.models.policy import HyperTrunk, Trunk
+
+TASK = "task"  # batch column of the task descriptors (B, T, D); see training/connectors.py
+ROLLOUT_LATENT = "rollout_latent"  # [mu, logvar] (B, T, 2L) computed while sampling (stop-gradient methods)
 
 
 @dataclass(frozen=True)
@@ -70,25 +88,66 @@ class MetaRLModule(TorchRLModule, ValueFunctionAPI):
             action_embed=sizes.action_embed, reward_embed=sizes.reward_embed, hidden=sizes.gru_hidden,
             latent_dim=sizes.latent_dim,
         )
-        self.latent_embedding = nn.Linear(2 * sizes.latent_dim, sizes.latent_embed)
-
+        policy = self._make_policy()
+        self.latent_embedding = policy["latent_embedding"]
         discrete = isinstance(self.action_space, gym.spaces.Discrete)
-        actor_out = int(self.action_space.n) if discrete else int(np.prod(self.action_space.shape))
-        actor_head = "discrete_head" if discrete else "gaussian_head"
-        self.log_std = None if discrete else nn.Parameter(torch.zeros(actor_out))
-
-        policy_input = self.method.policy_input
-        if policy_input != "latent":
+        self.log_std = None if discrete else nn.Parameter(torch.zeros(self._actor_out()))
+        if self.method.policy_input != "latent":
             self.state_norm = RunningMeanStd(self.state_dim)
-            self.state_embedding = nn.Linear(self.state_dim, sizes.policy_state_embed)
+            self.state_embedding = policy["state_embedding"]
+        self.actor, self.critic = policy["actor"], policy["critic"]
+        self._setup_auxiliary(cfg)
+
+    def _actor_out(self) -> int:
+        if isinstance(self.action_space, gym.spaces.Discrete):
+            return int(self.action_space.n)
+        return int(np.prod(self.action_space.shape))
+
+    def _make_policy(self) -> dict[str, nn.Module]:
+        """Freshly initialised policy parts: latent_embedding, state_embedding (if read), actor, critic."""
+        sizes, policy_input = self.sizes, self.method.policy_input
+        actor_out = self._actor_out()
+        actor_head = "discrete_head" if isinstance(self.action_space, gym.spaces.Discrete) else "gaussian_head"
+        policy = {"latent_embedding": nn.Linear(2 * sizes.latent_dim, sizes.latent_embed)}
+        if policy_input != "latent":
+            policy["state_embedding"] = nn.Linear(self.state_dim, sizes.policy_state_embed)
         if policy_input == "hyper":
             hyper = dict(cond_dim=sizes.latent_embed, init=self.method.hyper_init)
-            self.actor = HyperTrunk(sizes.policy_state_embed, sizes.policy_hidden, actor_out, actor_head, **hyper)
-            self.critic = HyperTrunk(sizes.policy_state_embed, sizes.policy_hidden, 1, "critic_head", **hyper)
+            policy["actor"] = HyperTrunk(sizes.policy_state_embed, sizes.policy_hidden, actor_out, actor_head, **hyper)
+            policy["critic"] = HyperTrunk(sizes.policy_state_embed, sizes.policy_hidden, 1, "critic_head", **hyper)
         else:
             in_features = sizes.latent_embed + (sizes.policy_state_embed if policy_input == "state_latent" else 0)
-            self.actor = Trunk(in_features, sizes.policy_hidden, actor_out, actor_head)
-            self.critic = Trunk(in_features, sizes.policy_hidden, 1, "critic_head")
+            policy["actor"] = Trunk(in_features, sizes.policy_hidden, actor_out, actor_head)
+            policy["critic"] = Trunk(in_features, sizes.policy_hidden, 1, "critic_head")
+        return policy
+
+    def _setup_auxiliary(self, cfg: dict) -> None:
+        """Decoders, latent normaliser and TI warm-up parts, for the methods that use them."""
+        method, latent_dim = self.method, self.sizes.latent_dim
+        self.inner_done_flag = bool(cfg.get("inner_done_flag", False))
+        if method.normalize_latent:
+            self.latent_norm = RunningMeanStd(2 * latent_dim)
+        if method.aux_loss == "elbo":
+            self.decoder = build_trajectory_decoder(cfg, latent_dim, self.state_dim, self.action_dim)
+        if method.uses_task:
+            task_dim = cfg["task_dim"]
+            out = task_dim if method.aux_loss == "task_raw" else self.sizes.latent_embed
+            self.task_decoder = mlp(latent_dim, list(cfg["task_decoder_hidden"]), out)
+        if method.warm_up != "none":
+            self.task_norm = RunningMeanStd(cfg["task_dim"])
+            self.task_embedding = nn.Linear(cfg["task_dim"], self.sizes.latent_embed)
+            self.register_buffer("warm_up_active", torch.tensor(True))
+            self.register_buffer("warm_up_updates_done", torch.tensor(0, dtype=torch.int64))
+
+    def aux_parameters(self) -> list[nn.Parameter]:
+        """Parameters trained only by the auxiliary objective (encoder + decoders); [] without one."""
+        if self.method.aux_loss == "none":
+            return []
+        decoder = self.decoder if self.method.aux_loss == "elbo" else self.task_decoder
+        return [*self.encoder.parameters(), *decoder.parameters()]
+
+    def in_warm_up(self) -> bool:
+        return self.method.warm_up != "none" and bool(self.warm_up_active)
 
     def get_initial_state(self) -> dict:
         return {"h": np.zeros(self.sizes.gru_hidden, np.float32)}
@@ -100,18 +159,32 @@ class MetaRLModule(TorchRLModule, ValueFunctionAPI):
     def encode(self, batch: dict) -> dict[str, torch.Tensor]:
         """Run the encoder and build the policy's inputs.
 
-        Returns mu, logvar (B, T, L), h (B, H), latent_emb (B, T, E) and, for methods that read
-        the state, state_emb (B, T, 256).
+        Returns mu, logvar (B, T, L), h (B, H), latent_emb (B, T, E): the policy's conditioning
+        (g(c) during a warm-up) and, for methods that read the state, state_emb (B, T, 256).
         """
         state, prev_action, prev_reward = self.split_obs(batch[Columns.OBS])
         mu, logvar, h = self.encoder(state, prev_action, prev_reward, batch[Columns.STATE_IN]["h"])
-        latent = torch.cat([mu, logvar], dim=-1)
-        if not self.method.rl_grad_to_encoder:
-            latent = latent.detach()
-        out = {"mu": mu, "logvar": logvar, "h": h, "latent_emb": torch.tanh(self.latent_embedding(latent))}
+        if self.in_warm_up():
+            conditioning = self.task_embedding_of(batch)
+        else:
+            latent = torch.cat([mu, logvar], dim=-1)
+            if not self.method.rl_grad_to_encoder:
+                # the policy acts on the latent it saw while sampling (as the original code);
+                # the encoder, trained by the auxiliary loss alone, drifts during an update
+                latent = batch.get(ROLLOUT_LATENT, latent).detach()
+            if self.method.normalize_latent:
+                latent = self.latent_norm(latent)
+            conditioning = torch.tanh(self.latent_embedding(latent))
+        out = {"mu": mu, "logvar": logvar, "h": h, "latent_emb": conditioning}
         if self.method.policy_input != "latent":
             out["state_emb"] = torch.tanh(self.state_embedding(self.state_norm(state)))
         return out
+
+    def task_embedding_of(self, batch: dict) -> torch.Tensor:
+        """g(c) = tanh(Linear(task_norm(c))): batch["task"] (B, T, D) -> (B, T, E)."""
+        if TASK not in batch:
+            raise KeyError(f"{self.method.id} in warm-up needs batch[{TASK!r}] (the task descriptor of each step)")
+        return torch.tanh(self.task_embedding(self.task_norm(batch[TASK])))
 
     def _trunk(self, trunk: nn.Module, features: dict[str, torch.Tensor]) -> torch.Tensor:
         """Apply an actor or critic trunk to (B, T, ...) features -> (B, T, out)."""
@@ -137,13 +210,76 @@ class MetaRLModule(TorchRLModule, ValueFunctionAPI):
 
     def _forward(self, batch: dict, **kwargs) -> dict[str, Any]:
         features = self.encode(batch)
-        return {Columns.ACTION_DIST_INPUTS: self.action_dist_inputs(features), Columns.STATE_OUT: {"h": features["h"]}}
+        out = {Columns.ACTION_DIST_INPUTS: self.action_dist_inputs(features), Columns.STATE_OUT: {"h": features["h"]}}
+        if not self.method.rl_grad_to_encoder:  # kept with the episode, read back by the learner
+            out[ROLLOUT_LATENT] = torch.cat([features["mu"], features["logvar"]], dim=-1)
+        return out
 
-    def update_normalizers(self, batch: dict) -> None:
-        """Learner side, once per training batch: add its real steps to the state statistics."""
+    def stage_normalizer_samples(self, batch: dict) -> None:
+        """Learner side, before an update: keep the batch's real steps for the running statistics
+        (state; the sampled latent [mu, logvar] for VariBAD; task descriptor during a TI warm-up).
+
+        They are applied after the update (`apply_normalizer_samples`), so during the update the
+        learner normalises exactly as the sampler did and PPO's ratios start at 1.
+        """
+        mask = batch[Columns.LOSS_MASK]
+        state, _, _ = self.split_obs(batch[Columns.OBS])
+        self._staged_samples = []
         if self.method.policy_input != "latent":
-            state, _, _ = self.split_obs(batch[Columns.OBS])
-            self.state_norm.update(state[batch[Columns.LOSS_MASK]])
+            self._staged_samples.append((self.state_norm, state[mask]))
+        if self.method.normalize_latent:
+            self._staged_samples.append((self.latent_norm, batch[ROLLOUT_LATENT][mask]))
+        if self.in_warm_up():
+            self._staged_samples.append((self.task_norm, batch[TASK][mask]))
+
+    def apply_normalizer_samples(self) -> None:
+        """Learner side, after an update: fold the staged samples into the running statistics."""
+        for normalizer, samples in getattr(self, "_staged_samples", []):
+            normalizer.update(samples)
+        self._staged_samples = []
+
+    @staticmethod
+    def sample_latent(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+        """Reparameterised sample z = mu + exp(logvar / 2) * eps, (B, T, L)."""
+        return mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+
+    def elbo_terms(self, batch: dict, features: dict, steps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """VariBAD terms per latent step t of each sequence (not yet masked or weighted).
+
+        steps (B, T) bool: the sequence's observed steps (a prefix of each row). Returns the
+        reconstruction NLL of all observed targets of the sequence from z_t, (B, T), and
+        KL(q_t || q_{t-1}) with N(0, I) in place of q_{-1} at the sequence's first step, (B, T).
+        """
+        mu, logvar = features["mu"], features["logvar"]
+        state, prev_action, prev_reward = self.split_obs(batch[Columns.OBS])
+        targets = steps
+        if self.inner_done_flag:  # (s_j, r_j) straddles an inner-episode reset where the flag is up
+            targets = steps & (state[..., -1] < 0.5)
+        nll = self.decoder.nll(self.sample_latent(mu, logvar), state, prev_action, prev_reward, targets)
+        prior_mu = torch.cat([torch.zeros_like(mu[:, :1]), mu[:, :-1]], dim=1)
+        prior_logvar = torch.cat([torch.zeros_like(logvar[:, :1]), logvar[:, :-1]], dim=1)
+        return nll, gaussian_kl(mu, logvar, prior_mu, prior_logvar)
+
+    def task_prediction_error(self, batch: dict, features: dict) -> torch.Tensor:
+        """Mean squared error of the task decoder on the latent sample, (B, T). Target: the raw
+        descriptor (task_raw) or the stop-gradient task embedding g(c) (task_embedding)."""
+        prediction = self.task_decoder(self.sample_latent(features["mu"], features["logvar"]))
+        if self.method.aux_loss == "task_raw":
+            target = batch[TASK]
+        else:
+            target = self.task_embedding_of(batch).detach()
+        return (prediction - target).pow(2).mean(-1)
+
+    @torch.no_grad()
+    def end_warm_up(self) -> None:
+        """Leave the warm-up; "reset" re-initialises every policy parameter except g."""
+        if self.method.warm_up == "reset":
+            for name, fresh in self._make_policy().items():
+                for param, fresh_param in zip(getattr(self, name).parameters(), fresh.parameters()):
+                    param.copy_(fresh_param)
+            if self.log_std is not None:
+                self.log_std.zero_()
+        self.warm_up_active.fill_(False)
 
     def _forward_train(self, batch: dict, **kwargs) -> dict[str, Any]:
         features = self.encode(batch)

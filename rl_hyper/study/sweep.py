@@ -32,6 +32,7 @@ def build_arguments(study: Study) -> dict:
         "envs_per_runner": study.resources.envs_per_runner, "eval_interval": study.evaluation.interval,
         "eval_tasks": study.evaluation.num_tasks, "eval_deterministic": study.evaluation.deterministic,
         "num_gpus_per_learner": study.resources.num_gpus_per_learner,
+        "main_process_cpus": max(1, round(study.resources.cpus_per_trial) - study.resources.num_env_runners),
     }
 
 

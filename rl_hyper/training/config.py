@@ -1,8 +1,9 @@
 """(env, method, hyper-parameters) -> RLlib PPOConfig, with the paper's settings per environment.
 
-`PPO_SETTINGS` holds PAPER_SPEC section 5 (keyed by env family, with per-env overrides), and
-`MODEL_SIZES` the per-env network sizes of sections 2-3. Every PPO setting is set explicitly:
-RLlib's defaults (KL penalty, lr 5e-5, 30 epochs, ...) are not the paper's.
+`PPO_SETTINGS` holds PAPER_SPEC section 5 (keyed by env family, with per-env overrides),
+`MODEL_SIZES` the per-env network sizes of sections 2-3, and `AUX_SETTINGS` the settings of the
+auxiliary objectives (VariBAD decoder, KL weight, TI decoder and warm-up length, their Adam lr).
+Every PPO setting is set explicitly: RLlib's defaults (KL penalty, lr 5e-5, 30 epochs, ...) are not the paper's.
 
 Batch arithmetic: one update uses `parallel_envs * rollout_steps` env steps; a stateful module's
 batch is cut into sequences of at most `max_seq_len` steps plus one bootstrap step each, and
@@ -12,15 +13,17 @@ batch is cut into sequences of at most `max_seq_len` steps plus one bootstrap st
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 
 from ray.rllib.algorithms.ppo import PPOConfig
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
+from rl_hyper.envs.gridworld import GRID_SIZE
 from rl_hyper.envs.registry import get_entry, make_trial_env
 from rl_hyper.models.methods import get_method
 from rl_hyper.models.module import MetaRLModule
 from rl_hyper.training.callbacks import MetaMetricsCallbacks
+from rl_hyper.training.connectors import AddCurrentTaskToBatch
 from rl_hyper.training.learner import MetaPPOLearner
 
 
@@ -30,15 +33,15 @@ class PPOSettings:
 
     frames: int
     parallel_envs: int
-    rollout_steps: int  # env steps per env per update
-    epochs: int
+    rollout_steps_per_env: int  # env steps per env per update
+    num_epochs: int
     minibatches: int
     clip_param: float
     entropy_coeff: float
     gamma: float
     lambda_: float
     adam_eps: float
-    lr_decay: bool = False  # linear decay to 0 over the frame budget
+    lr_schedule: str = "constant"  # or "linear_to_zero": linear decay to 0 over the frame budget
     vf_loss_coeff: float = 0.5
     grad_clip: float = 0.5
 
@@ -48,9 +51,9 @@ _MUJOCO = PPOSettings(75_000_000, 16, 400, 2, 4, 0.1, 0.01, 0.97, 0.9, 1e-8)
 PPO_SETTINGS: dict[str, PPOSettings] = {
     "grid": _GRID,
     "mujoco": _MUJOCO,
-    "AntDir": replace(_MUJOCO, rollout_steps=200, minibatches=1),
-    "WalkerRandParams": replace(_MUJOCO, rollout_steps=200, minibatches=2, clip_param=0.05),
-    "minecraft": PPOSettings(60_000_000, 16, 800, 2, 4, 0.05, 0.1, 0.95, 0.95, 1e-5, lr_decay=True),
+    "AntDir": replace(_MUJOCO, rollout_steps_per_env=200, minibatches=1),
+    "WalkerRandParams": replace(_MUJOCO, rollout_steps_per_env=200, minibatches=2, clip_param=0.05),
+    "minecraft": PPOSettings(60_000_000, 16, 800, 2, 4, 0.05, 0.1, 0.95, 0.95, 1e-5, lr_schedule="linear_to_zero"),
 }
 
 MODEL_SIZES: dict[str, dict] = {
@@ -59,6 +62,33 @@ MODEL_SIZES: dict[str, dict] = {
     "mujoco": {"action_embed": 16, "reward_embed": 16},
     "AntDir": {"action_embed": 16, "reward_embed": 16, "latent_embed": 10},
     "WalkerRandParams": {"action_embed": 32, "reward_embed": 32, "latent_dim": 10},
+}
+
+
+@dataclass(frozen=True)
+class AuxSettings:
+    """Auxiliary objectives of one environment (PAPER_SPEC section 3).
+
+    decoder: VariBAD decoder, "grid_reward" (multi-head Bernoulli over the grid cells),
+        "reward" (MSE on (z, s, a, s')) or "state" (MSE of s' from (z, s, a)).
+    warm_up_updates: N, PPO updates of the TI warm-up (they count against the frame budget).
+    """
+
+    decoder: str
+    decoder_hidden: tuple[int, ...]
+    task_decoder_hidden: tuple[int, ...]
+    warm_up_updates: int
+    kl_weight: float = 1.0
+    aux_lr: float = 1e-3
+
+
+_MUJOCO_AUX = AuxSettings("reward", (64, 32), (64, 32), 563, kl_weight=0.1)
+AUX_SETTINGS: dict[str, AuxSettings] = {
+    "grid": AuxSettings("grid_reward", (32, 32), (32, 32), 100),
+    "mujoco": _MUJOCO_AUX,  # Cheetah-Dir, Cheetah-Vel, Ant-Dir
+    "WalkerRandParams": replace(_MUJOCO_AUX, decoder="state", decoder_hidden=(256, 128), kl_weight=1.0),
+    # not given by the paper for MC-LS: grid-world values with a reward decoder on its frames
+    "minecraft": AuxSettings("reward", (64, 32), (32, 32), 100),
 }
 
 
@@ -71,6 +101,11 @@ def ppo_settings(env: str, overrides: dict | None = None) -> PPOSettings:
     """The paper's PPO settings for `env`, with `overrides` (field -> value) applied."""
     settings = _lookup(PPO_SETTINGS, env)
     return replace(settings, **(overrides or {}))
+
+
+def aux_settings(env: str, overrides: dict | None = None) -> AuxSettings:
+    """The auxiliary-objective settings of `env`, with `overrides` (field -> value) applied."""
+    return replace(_lookup(AUX_SETTINGS, env), **(overrides or {}))
 
 
 def padded_minibatch_size(num_envs: int, rollout_steps: int, max_seq_len: int, minibatches: int) -> int:
@@ -86,16 +121,20 @@ def padded_minibatch_size(num_envs: int, rollout_steps: int, max_seq_len: int, m
 def build_config(env: str, method: str, *, lr: float, seed: int, frames: int | None = None,
                  num_env_runners: int = 0, envs_per_runner: int | None = None, ppo: dict | None = None,
                  env_config: dict | None = None, max_seq_len: int | None = None,
-                 eval_interval: int = 10, eval_tasks: int = 16, num_gpus_per_learner: float = 0) -> PPOConfig:
+                 eval_interval: int = 10, eval_tasks: int = 16, eval_deterministic: bool = True,
+                 num_gpus_per_learner: float = 0, main_process_cpus: int = 1, aux: dict | None = None) -> PPOConfig:
     """The PPOConfig of one trial.
 
     env / method: registry names (validated here). frames: budget (used for LR decay; stopping is
     the caller's). envs_per_runner: default = the paper's parallel envs spread over the runners.
     max_seq_len: backprop length; default = full trial (+1 bootstrap step). eval_interval: in
-    iterations (0 = no evaluation).
+    iterations (0 = no evaluation); eval_deterministic: greedy / mean actions in evaluation.
+    main_process_cpus: CPUs of the trial's own process (sampling with 0 runners, and learning);
+    it runs that many torch threads. aux: overrides of the env's `AuxSettings` (field -> value).
     """
-    get_method(method)
+    method_row = get_method(method)
     settings = ppo_settings(env, ppo)
+    aux_set = aux_settings(env, aux)
     frames = frames or settings.frames
     probe = make_trial_env(env, env_config)
     runners = max(num_env_runners, 1)
@@ -104,8 +143,16 @@ def build_config(env: str, method: str, *, lr: float, seed: int, frames: int | N
     max_seq_len = max_seq_len or probe.trial_length + 1
     model_config = {"method": method, "max_seq_len": max_seq_len, **probe.layout.as_model_config(),
                     **_lookup(MODEL_SIZES, env)}
-    train_batch = num_envs * settings.rollout_steps
-    lr_schedule = [[0, lr], [frames, 0.0]] if settings.lr_decay else lr
+    learner_config = {"adam_eps": settings.adam_eps}
+    if method_row.aux_loss != "none":
+        model_config.update(decoder=aux_set.decoder, decoder_hidden=list(aux_set.decoder_hidden),
+                            task_decoder_hidden=list(aux_set.task_decoder_hidden), task_dim=probe.task_env.task_dim,
+                            inner_done_flag=probe.episodes_per_trial > 1)
+        if aux_set.decoder == "grid_reward":
+            model_config.update(grid_size=GRID_SIZE, goal_reward=1.0)
+        learner_config.update(aux_lr=aux_set.aux_lr, kl_weight=aux_set.kl_weight, warm_up_updates=aux_set.warm_up_updates)
+    train_batch = num_envs * settings.rollout_steps_per_env
+    lr_schedule = [[0, lr], [frames, 0.0]] if settings.lr_schedule == "linear_to_zero" else lr
     probe.close()
 
     config = (
@@ -113,15 +160,17 @@ def build_config(env: str, method: str, *, lr: float, seed: int, frames: int | N
         .environment(env, env_config=dict(env_config or {}))
         .framework("torch")
         .env_runners(num_env_runners=num_env_runners, num_envs_per_env_runner=envs_per_runner,
-                     rollout_fragment_length=settings.rollout_steps, num_cpus_per_env_runner=1)
+                     rollout_fragment_length=settings.rollout_steps_per_env, num_cpus_per_env_runner=1)
+        .resources(num_cpus_for_main_process=main_process_cpus)
         .learners(num_learners=0, num_gpus_per_learner=num_gpus_per_learner, learner_class=MetaPPOLearner,
-                  learner_config_dict={"adam_eps": settings.adam_eps})
+                  learner_config_dict=learner_config)
         .rl_module(rl_module_spec=RLModuleSpec(module_class=MetaRLModule), model_config=model_config)
         .training(
             lr=lr_schedule, gamma=settings.gamma, lambda_=settings.lambda_, clip_param=settings.clip_param,
             entropy_coeff=settings.entropy_coeff, vf_loss_coeff=settings.vf_loss_coeff,
-            num_epochs=settings.epochs, train_batch_size_per_learner=train_batch,
-            minibatch_size=padded_minibatch_size(num_envs, settings.rollout_steps, max_seq_len, settings.minibatches),
+            num_epochs=settings.num_epochs, train_batch_size_per_learner=train_batch,
+            minibatch_size=padded_minibatch_size(num_envs, settings.rollout_steps_per_env, max_seq_len,
+                                                 settings.minibatches),
             grad_clip=settings.grad_clip, grad_clip_by="global_norm", use_kl_loss=False, kl_coeff=0.0,
             shuffle_batch_per_epoch=True,
         )
@@ -129,15 +178,14 @@ def build_config(env: str, method: str, *, lr: float, seed: int, frames: int | N
         .reporting(metrics_num_episodes_for_smoothing=max(num_envs, 1))
         .debugging(seed=seed)
     )
+    if method_row.warm_up != "none":  # the env runners act on g(c) during the warm-up
+        config.env_runners(env_to_module_connector=lambda env=None, spaces=None, device=None: AddCurrentTaskToBatch())
     if eval_interval > 0:
         config.evaluation(
             evaluation_interval=eval_interval, evaluation_duration=eval_tasks, evaluation_duration_unit="episodes",
             evaluation_num_env_runners=0,
-            evaluation_config={"explore": False, "seed": seed + 100_000, "num_envs_per_env_runner": eval_tasks,
+            evaluation_config={"explore": not eval_deterministic, "seed": seed + 100_000, "num_envs_per_env_runner": eval_tasks,
                                "metrics_num_episodes_for_smoothing": eval_tasks},
         )
     return config
 
-
-def describe(settings: PPOSettings) -> dict:
-    return asdict(settings)

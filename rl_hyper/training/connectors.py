@@ -1,9 +1,16 @@
-"""Learner connector: reward normalisation + GAE + old values, for the PPO update only.
+"""Connectors: reward-normalising GAE (learner) and task descriptors from infos (learner, env runner).
+
+`AddTaskToTrainBatch` (learner, before `RewardNormalizingGAE`, only for methods that use the
+task): info["task"] of every step -> batch["task"] (B, T, D), zero-padded like OBS.
+`AddCurrentTaskToBatch` (env runner, only for methods with a TI warm-up): info["task"] of each
+episode's latest step -> batch["task"] (B, 1, D), so the policy can act on g(c) during warm-up.
+
+`RewardNormalizingGAE`: reward normalisation + GAE + old values, for the PPO update only.
 
 Replaces RLlib's GeneralAdvantageEstimation at the end of PPO's learner pipeline. For every module:
 
-0. the module's input normalisers take in the batch's real steps (once per update, so the
-   sampler's and the learner's policy agree within an update except for the stats step);
+0. the module stages the batch's real steps for its input normalisers (applied after the
+   update, so the learner normalises as the sampler did);
 1. values v (one critic pass over the padded batch, incl. the bootstrap step RLlib appends);
 2. rewards scaled by the running std of the discounted return (G_t = gamma * G_{t-1} + r_t,
    restarted at each episode chunk), then clipped to +-clip (PAPER_SPEC section 5). Only the PPO
@@ -28,6 +35,8 @@ from ray.rllib.utils.numpy import convert_to_numpy
 from ray.rllib.utils.postprocessing.value_predictions import compute_value_targets
 from ray.rllib.utils.postprocessing.zero_padding import split_and_zero_pad_n_episodes, unpad_data_if_necessary
 import torch
+
+from rl_hyper.models.module import TASK
 
 
 def discounted_returns(rewards: np.ndarray, episode_lens: list[int], gamma: float) -> np.ndarray:
@@ -73,7 +82,7 @@ class RewardNormalizingGAE(ConnectorV2):
         sa_episodes = list(self.single_agent_episode_iterator(episodes, agents_that_stepped_only=False))
         for module_id, module_batch in batch.items():
             module = rl_module[module_id]
-            module.update_normalizers(module_batch)
+            module.stage_normalizer_samples(module_batch)
             with torch.no_grad():
                 values_padded = module.compute_values(module_batch)
             device = values_padded.device
@@ -103,3 +112,38 @@ class RewardNormalizingGAE(ConnectorV2):
     def set_state(self, state: dict) -> None:
         self.return_count, self.return_mean, self.return_var = (
             state["return_count"], state["return_mean"], state["return_var"])
+
+
+def episode_tasks(episode) -> np.ndarray:
+    """The task descriptor of each of the episode's steps (incl. a bootstrap step), (len, D)."""
+    return np.stack([info["task"] for info in episode.get_infos(slice(0, len(episode)))]).astype(np.float32)
+
+
+class AddTaskToTrainBatch(ConnectorV2):
+    """Learner: infos["task"] of every step -> batch["task"] (B, T, D), in the (B, T) layout of OBS.
+
+    Runs after the default pipeline (the batch is already padded and a tensor), so it pads the
+    episodes' descriptors itself exactly as `RewardNormalizingGAE` pads its columns.
+    """
+
+    def __call__(self, *, rl_module, episodes, batch: dict[str, Any], **kwargs):
+        sa_episodes = list(self.single_agent_episode_iterator(episodes, agents_that_stepped_only=False))
+        for module_id, module_batch in batch.items():
+            module_episodes = [e for e in sa_episodes if e.module_id in (None, module_id)]
+            tasks = np.concatenate([episode_tasks(e) for e in module_episodes])
+            padded = np.stack(split_and_zero_pad_n_episodes(
+                tasks, episode_lens=[len(e) for e in module_episodes],
+                max_seq_len=rl_module[module_id].model_config["max_seq_len"]))
+            module_batch[TASK] = torch.as_tensor(padded, device=module_batch[Columns.OBS].device)
+        return batch
+
+
+class AddCurrentTaskToBatch(ConnectorV2):
+    """Env runner: info["task"] of each episode's latest step -> batch["task"]; the default
+    pipeline after it adds the time axis and stacks the episodes: (B, 1, D)."""
+
+    def __call__(self, *, rl_module, episodes, batch: dict[str, Any], **kwargs):
+        for sa_episode in self.single_agent_episode_iterator(episodes):
+            self.add_batch_item(batch, TASK, item_to_add=np.asarray(sa_episode.get_infos(-1)["task"], np.float32),
+                                single_agent_episode=sa_episode)
+        return batch

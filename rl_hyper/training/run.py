@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 STOP_KEY = "env_runners/num_env_steps_sampled_lifetime"
+FRAMES_FILE = "rl_hyper_frames.txt"  # written into every checkpoint
 THREAD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
@@ -95,12 +96,18 @@ def _public_result(result: dict) -> dict:
     return {key: value for key, value in result.items() if key != "config"}
 
 
+def _checkpoint_frames(path: str) -> int:
+    """Frames a trial had sampled when it wrote the checkpoint at `path`."""
+    return int(Path(path, FRAMES_FILE).read_text())
+
+
 def trial_trainable(params: dict) -> None:
     """Tune function trainable: one PPO trial, `build_config(**params)` trained to `frames`.
 
     params: method, lr, seed (what a study varies) and every other `build_config` argument.
     Checkpoints every `checkpoint_every` iterations and at the end; after a failure or a
-    `--resume`, Tune hands the last checkpoint back and training continues from it.
+    `--resume`, Tune hands the last checkpoint back and training continues from it, and a trial
+    whose checkpoint already holds the full budget ends at once (its results stay as they are).
     """
     import tempfile
 
@@ -110,13 +117,15 @@ def trial_trainable(params: dict) -> None:
     from rl_hyper.envs.registry import register_all
     from rl_hyper.training.config import build_config
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(params.get("main_process_cpus", 1))
     register_all()
     params = dict(params)
     checkpoint_every = params.pop("checkpoint_every")
     frames = params["frames"]
-    algo = build_config(**params).build_algo()
     checkpoint = tune.get_checkpoint()
+    if checkpoint and _checkpoint_frames(checkpoint.path) >= frames:
+        return  # finished before the driver went down: nothing to add
+    algo = build_config(**params).build_algo()
     if checkpoint:
         algo.restore_from_path(checkpoint.path)
     done = False
@@ -126,6 +135,7 @@ def trial_trainable(params: dict) -> None:
         if done or algo.iteration % checkpoint_every == 0:
             with tempfile.TemporaryDirectory() as directory:
                 algo.save_to_path(directory)
+                Path(directory, FRAMES_FILE).write_text(str(result["rl_hyper"]["frames"]))
                 tune.report(result, checkpoint=tune.Checkpoint.from_directory(directory))
         else:
             tune.report(result)

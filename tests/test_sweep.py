@@ -1,0 +1,104 @@
+"""Studies on Ray Tune: equal-compute expansion, a real sweep, and resume after a killed driver."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+BUDGET = 1920  # two iterations of 16 envs x 60 steps
+
+
+def write_study(directory: Path, name: str, methods: list[str], seeds: list[int]) -> Path:
+    study = {"name": name, "env": "GridNavi", "methods": methods, "lr_grid": [1e-3], "seeds": seeds,
+             "frames": BUDGET, "evaluation": {"interval": 1, "num_tasks": 4},
+             "resources": {"max_concurrent": 1}, "storage": str(directory / "results"), "max_failures": 0}
+    path = directory / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(study))
+    return path
+
+
+def trial_progress(experiment: Path) -> dict[tuple, pd.DataFrame]:
+    out = {}
+    for csv in experiment.glob("*/progress.csv"):
+        if csv.stat().st_size:
+            df = pd.read_csv(csv)
+            out[(df["rl_hyper/method"].iloc[0], df["rl_hyper/seed"].iloc[0])] = df
+    return out
+
+
+def sweep(args: list[str], address: str, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "rl_hyper", "sweep", *args, "--address", address],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                            **kwargs)
+
+
+@pytest.fixture(scope="module")
+def address(ray_session):
+    return ray_session.get_runtime_context().gcs_address
+
+
+def test_dry_run_prints_every_trial_with_one_budget(tmp_path):
+    study = write_study(tmp_path, "dry", ["rnn", "rnn_s", "rnn_hn"], [1, 2])
+    proc = subprocess.run([sys.executable, "-m", "rl_hyper", "sweep", str(study), "--dry-run"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0
+    rows = [line.split() for line in proc.stdout.splitlines() if line.strip()[:1].isdigit() and "trials" not in line]
+    assert sorted((r[1], int(r[3])) for r in rows) == sorted((m, s) for m in ["rnn", "rnn_s", "rnn_hn"] for s in [1, 2])
+    assert {r[4] for r in rows} == {f"{BUDGET:,}"}
+    assert not (tmp_path / "results").exists()
+
+
+def test_sweep_runs_grid_at_equal_budget(tmp_path, address):
+    study = write_study(tmp_path, "grid", ["rnn", "rnn_s"], [5])
+    proc = sweep([str(study)], address)
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out
+    experiment = tmp_path / "results" / "grid"
+    runs = trial_progress(experiment)
+    assert set(runs) == {("rnn", 5), ("rnn_s", 5)}
+    for df in runs.values():
+        assert BUDGET <= df["rl_hyper/frames"].iloc[-1] < BUDGET + 960
+    params = [json.loads(p.read_text()) for p in experiment.glob("*/params.json")]
+    assert sorted(p["method"] for p in params) == ["rnn", "rnn_s"]
+    assert {p["frames"] for p in params} == {BUDGET} and {p["lr"] for p in params} == {1e-3}
+    manifest = json.loads((experiment / "manifest.json").read_text())
+    assert manifest["versions"]["ray"] == "2.60.0" and set(manifest["trials"].values()) == {"done"}
+    assert yaml.safe_load((experiment / "study.yaml").read_text())["frames"] == BUDGET
+
+
+def test_resume_after_killed_driver_keeps_finished_trial(tmp_path, address):
+    study = write_study(tmp_path, "resume", ["rnn"], [1, 2])
+    experiment = tmp_path / "results" / "resume"
+    proc = sweep([str(study)], address)
+    deadline = time.time() + 300
+    finished = {}
+    while time.time() < deadline and not finished:
+        finished = {key: df for key, df in trial_progress(experiment).items()
+                    if df["rl_hyper/frames"].iloc[-1] >= BUDGET}
+        time.sleep(0.5)
+    assert finished, "no trial finished in time"
+    time.sleep(1.0)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+    (done_key,) = finished
+    done_csv = next(p for p in experiment.glob("*/progress.csv")
+                    if not pd.read_csv(p).empty and pd.read_csv(p)["rl_hyper/seed"].iloc[0] == done_key[1])
+    snapshot = done_csv.read_bytes()
+
+    resumed = sweep([str(study), "--resume"], address)
+    out, _ = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, out
+    assert "resuming" in out
+    runs = trial_progress(experiment)
+    assert set(runs) == {("rnn", 1), ("rnn", 2)}
+    assert all(df["rl_hyper/frames"].iloc[-1] >= BUDGET for df in runs.values())
+    assert done_csv.read_bytes() == snapshot  # the finished trial was neither lost nor re-run
