@@ -107,9 +107,11 @@ def cmd_sweep(args) -> int:
     storage = args.storage or study.storage
     if "://" not in storage:
         _check_writable(storage)
+    from rl_hyper.study.sweep import check_cluster_fits
     from rl_hyper.training.run import init_ray
 
     init_ray(address=args.address)
+    check_cluster_fits(study)
     failed = run_sweep(study, storage=args.storage, resume=args.resume, max_concurrent=args.max_concurrent)
     return 1 if failed else 0
 

@@ -116,3 +116,29 @@ def test_unwritable_output_dir_exits_2(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "rl_hyper", "train", "--output", str(blocker / "sub")],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "not writable" in proc.stderr
+
+
+@pytest.mark.parametrize("method, columns", [
+    ("ti_naive", ["aux_task_loss"]),
+    ("ti", ["aux_task_loss", "warm_up"]),
+    ("ti_pp", ["aux_task_loss", "warm_up"]),
+    ("ti_pp_hn", ["aux_task_loss", "warm_up"]),
+    ("vi", ["aux_reconstruction_nll", "aux_kl", "aux_elbo"]),
+    ("vi_hn", ["aux_reconstruction_nll", "aux_kl", "aux_elbo"]),
+])
+def test_train_end_to_end_aux_methods(method, columns, ray_session, tmp_path):
+    code = main(["train", "--method", method, "--frames", "1920", "--eval-interval", "2", "--output", str(tmp_path),
+                 "--name", method])
+    assert code == 0
+    (progress,) = (tmp_path / method).glob("*/progress.csv")
+    df = pd.read_csv(progress)
+    assert df["rl_hyper/frames"].iloc[-1] >= 1920 and df["rl_hyper/method"].iloc[0] == method
+    assert np.isfinite(df["rl_hyper/eval_trial_return"].iloc[-1])
+    for column in columns:
+        assert f"rl_hyper/{column}" in df.columns, column
+    if "warm_up" in columns:  # 2 of the 100 warm-up updates: still warming up, policy on g(task)
+        assert (df["rl_hyper/warm_up"] == 1.0).all()
+    if method == "ti":  # the encoder is frozen and untrained during TI's warm-up
+        assert df["rl_hyper/aux_task_loss"].isna().all()
+    else:
+        assert np.isfinite(df[f"rl_hyper/{columns[0]}"]).all()

@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 
 import yaml
 
-from rl_hyper.study.spec import Study
+from rl_hyper.study.spec import Study, StudyError
 from rl_hyper.training.run import make_tuner, sized_trainable, storage_path, versions
 
 
@@ -49,6 +49,24 @@ def trial_table(study: Study) -> str:
     rows.append(f"{len(study.trials())} trials on {study.env}, {total:,} frames in all, "
                 f"{study.resources.cpus_per_trial:g} CPU(s) per trial")
     return "\n".join(rows)
+
+
+def check_cluster_fits(study: Study) -> None:
+    """Fail fast (StudyError) where no node of the running Ray cluster could ever host one trial:
+    Tune would otherwise wait forever for resources that do not exist."""
+    import ray
+
+    resources = study.resources
+    nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]
+    gpus = max((node.get("GPU", 0) for node in nodes), default=0)
+    if resources.num_gpus_per_learner > gpus:
+        raise StudyError(f"resources.num_gpus_per_learner: {resources.num_gpus_per_learner:g} GPU(s) per learner "
+                         f"requested, but no node of this Ray cluster has that many (largest: {gpus:g}); "
+                         "set it to 0 or run on a cluster with GPU workers")
+    total_cpus = sum(node.get("CPU", 0) for node in nodes)
+    if resources.cpus_per_trial > total_cpus:
+        raise StudyError(f"resources.cpus_per_trial: {resources.cpus_per_trial:g} CPUs per trial requested, but "
+                         f"this Ray cluster has {total_cpus:g} in all; lower resources.num_env_runners")
 
 
 def _write(storage: str, name: str, filename: str, text: str) -> None:

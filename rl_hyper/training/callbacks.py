@@ -29,6 +29,7 @@ from ray.rllib.callbacks.callbacks import RLlibCallback
 from ray.rllib.core import DEFAULT_MODULE_ID
 
 from rl_hyper.envs.registry import make_trial_env
+from rl_hyper.models.methods import Method, get_method
 
 TRIAL_RETURN = "trial_return"
 LEARNER_METRICS = ("total_loss", "policy_loss", "vf_loss", "entropy", "approx_kl", "clip_fraction")
@@ -38,6 +39,14 @@ AUX_PREFIXES = ("aux_", "warm_up")  # auxiliary objectives of the TI / VariBAD m
 def inner_return_key(k: int) -> str:
     """Metric name of inner episode k (1-based)."""
     return f"inner_return_{k}"
+
+
+def aux_metric_names(method: Method) -> tuple[str, ...]:
+    """The auxiliary learner metrics of `method`: declared (NaN) from the first iteration on, since
+    Tune fixes progress.csv's columns at the first result (TI logs no task loss during warm-up)."""
+    names = {"none": (), "elbo": ("aux_reconstruction_nll", "aux_kl", "aux_elbo"),
+             "task_raw": ("aux_task_loss",), "task_embedding": ("aux_task_loss",)}[method.aux_loss]
+    return names + (("warm_up",) if method.warm_up != "none" else ())
 
 
 class MetaMetricsCallbacks(RLlibCallback):
@@ -92,6 +101,7 @@ class MetaMetricsCallbacks(RLlibCallback):
         evaluated_now = config.evaluation_interval and result["training_iteration"] % config.evaluation_interval == 0
         evaluation = result.get("evaluation", {}).get("env_runners", {}) if evaluated_now else {}
         section.update(self._returns(evaluation, "eval", self._episodes_per_trial))  # RLlib repeats old evals
+        section.update({name: math.nan for name in aux_metric_names(get_method(config.model_config["method"]))})
         learner = result.get("learners", {}).get(DEFAULT_MODULE_ID, {})
         for name, value in learner.items():
             if name in LEARNER_METRICS or name.startswith(AUX_PREFIXES):

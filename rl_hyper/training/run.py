@@ -116,8 +116,12 @@ def trial_trainable(params: dict) -> None:
 
     from rl_hyper.envs.registry import register_all
     from rl_hyper.training.config import build_config
+    from rl_hyper.training.ray_metrics import export_result
 
     torch.set_num_threads(params.get("main_process_cpus", 1))
+    context = tune.get_context()
+    tags = {"study": context.get_experiment_name(), "trial": context.get_trial_id(), "method": params["method"],
+            "env": params["env"]}
     register_all()
     params = dict(params)
     checkpoint_every = params.pop("checkpoint_every")
@@ -131,6 +135,7 @@ def trial_trainable(params: dict) -> None:
     done = False
     while not done:
         result = _public_result(algo.train())
+        export_result(result, tags)  # to the node's Prometheus endpoint / the dashboard's metrics view
         done = result["rl_hyper"]["frames"] >= frames
         if done or algo.iteration % checkpoint_every == 0:
             with tempfile.TemporaryDirectory() as directory:
