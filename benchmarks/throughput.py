@@ -1,13 +1,14 @@
 """Throughput of the meta-RL agent on GridNavi: env, end-to-end training, learner, FLOPs.
 
-Run (about 3 minutes on 2 cores):
+Run (about 5 minutes on 2 cores):
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/throughput.py [--methods rnn rnn_s rnn_hn] [--iterations 8]
 
 Prints, per method, with the paper's architecture (GRU 256, state embedding 256, base net
 256-128, every actor and critic tensor generated for rnn_hn) and the paper's grid batch (16 envs x
 60 steps, 2 epochs x 4 minibatches):
-  - end-to-end env-steps/s of PPO training (sampling + learning, one process, one torch thread);
+  - end-to-end env-steps/s of PPO training (sampling + learning in one process), with one torch
+    thread (a sweep runs one trial per core) and with one per core (a lone `rl-hyper train`);
   - the learner update time relative to rnn_s;
   - model FLOPs per frame (counted by torch's FlopCounterMode over real sampling and updates)
     and the achieved FLOP/s as a fraction of the single-core float32 GEMM peak measured here;
@@ -19,18 +20,22 @@ All numbers of one run come from the same machine state; compare ratios across m
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import time
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
+import ray  # noqa: E402
 import torch  # noqa: E402
+from ray.rllib.core import DEFAULT_MODULE_ID  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from rl_hyper.envs.registry import make_trial_env, register_all  # noqa: E402
 from rl_hyper.models.hypernet import GeneratedLinear  # noqa: E402
 from rl_hyper.training.config import build_config  # noqa: E402
+from rl_hyper.training.run import init_ray  # noqa: E402
 
 
 def gemm_peak_gflops(size: int = 1024, repeats: int = 20) -> float:
@@ -72,41 +77,41 @@ def hypernet_forms(samples: int = 976, width: int = 256, cond: int = 25, repeats
     return out
 
 
-def measure_method(method: str, iterations: int) -> dict:
-    """Train `iterations` PPO iterations (after one warm-up) in this process; time and count FLOPs."""
-    config = build_config("GridNavi", method, lr=1e-3, seed=0, eval_interval=0)
-    algo = config.build_algo()
-    algo.train()  # warm-up: first-call allocations, connector set-up
+def count_flops_per_frame(algo, config, iterations: int) -> float:
+    """Model FLOPs per env step of sampling + learning, counted by FlopCounterMode (slow: not timed)."""
     runner, learner = algo.env_runner, algo.learner_group._learner
-    frames, sample_s, learn_s, flops = 0, 0.0, 0.0, 0
-    start = time.perf_counter()
+    frames, flops = 0, 0
     for _ in range(iterations):
-        t0 = time.perf_counter()
         with FlopCounterMode(display=False) as counter:
             episodes = runner.sample()
-        t1 = time.perf_counter()
-        with FlopCounterMode(display=False) as counter_learn:
             learner.update(episodes=episodes, num_epochs=config.num_epochs, minibatch_size=config.minibatch_size)
-        t2 = time.perf_counter()
-        runner.set_state(learner.get_state(components="rl_module"))  # weight sync, as PPO does
+        runner.module.set_state(learner.module[DEFAULT_MODULE_ID].get_state())  # weight sync, as PPO does
         frames += sum(len(e) for e in episodes)
-        sample_s += t1 - t0
-        learn_s += t2 - t1
-        flops += counter.get_total_flops() + counter_learn.get_total_flops()
-    wall = time.perf_counter() - start
-    # FLOP counting slows the run a little; time a plain algo.train() loop for the headline speed
-    lifetime = lambda result: result["env_runners"]["num_env_steps_sampled_lifetime"]  # noqa: E731
-    begin_frames = lifetime(algo.train())
-    t0 = time.perf_counter()
+        flops += counter.get_total_flops()
+    return flops / frames
+
+
+def measure_method(method: str, iterations: int, threads: int) -> dict:
+    """Time `iterations` PPO iterations (after one warm-up) in this process with `threads` torch
+    threads, then count the FLOPs of a few more."""
+    torch.set_num_threads(threads)
+    config = build_config("GridNavi", method, lr=1e-3, seed=0, eval_interval=0)
+    algo = config.build_algo()
+    first = algo.train()  # warm-up: first-call allocations, connector set-up
+    sample_s = learn_s = 0.0
+    start = time.perf_counter()
     for _ in range(iterations):
         result = algo.train()
-    train_wall = time.perf_counter() - t0
-    train_frames = lifetime(result) - begin_frames
+        sample_s += result["timers"]["env_runner_sampling_timer"]
+        learn_s += result["timers"]["learner_update_timer"]
+    wall = time.perf_counter() - start
+    frames = result["env_runners"]["num_env_steps_sampled_lifetime"] - first["env_runners"]["num_env_steps_sampled_lifetime"]
+    flops_per_frame = count_flops_per_frame(algo, config, iterations=2)
     params = algo.get_module().num_params()
     algo.stop()
-    return {"method": method, "params": params, "end_to_end_sps": train_frames / train_wall,
+    return {"method": method, "threads": threads, "params": params, "end_to_end_sps": frames / wall,
             "sample_s_per_iter": sample_s / iterations, "learn_s_per_iter": learn_s / iterations,
-            "flops_per_frame": flops / frames, "achieved_gflops": flops / wall / 1e9}
+            "flops_per_frame": flops_per_frame, "achieved_gflops": flops_per_frame * frames / wall / 1e9}
 
 
 def main() -> None:
@@ -114,25 +119,23 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=["rnn", "rnn_s", "rnn_hn"])
     parser.add_argument("--iterations", type=int, default=8)
     args = parser.parse_args()
-    torch.set_num_threads(1)
+    init_ray(num_cpus=2, include_dashboard=False)
     register_all()
-    import ray
-
-    ray.init(num_cpus=2, _node_ip_address="127.0.0.1", include_dashboard=False, log_to_driver=False)
     peak = gemm_peak_gflops()
     raw_env = env_steps_per_s()
     forms = hypernet_forms()
-    rows = [measure_method(m, args.iterations) for m in args.methods]
+    rows = [measure_method(m, args.iterations, threads) for threads in sorted({1, os.cpu_count() or 1})
+            for m in args.methods]
     ray.shutdown()
-    reference = next((r["learn_s_per_iter"] for r in rows if r["method"] == "rnn_s"), rows[0]["learn_s_per_iter"])
+    reference = {r["threads"]: r["learn_s_per_iter"] for r in rows if r["method"] == "rnn_s"}
     print(f"\nsingle-core float32 GEMM peak: {peak:.1f} GFLOP/s;  GridNavi trial env: {raw_env:,.0f} steps/s (1 core)")
     print(f"hypernet 256x256 layer, 976 samples: per-sample bmm {forms['bmm']:.1f} GFLOP/s, "
           f"outer-product GEMM {forms['outer_gemm']:.1f} GFLOP/s ({forms['outer_gemm'] / forms['bmm']:.1f}x)")
-    print(f"\n{'method':<15} {'params':>10} {'env-steps/s':>12} {'env/train':>10} {'sample s':>9} {'learn s':>8} "
+    print(f"\n{'method':<15} {'threads':>7} {'params':>10} {'env-steps/s':>12} {'env/train':>10} {'sample s':>9} {'learn s':>8} "
           f"{'learn/rnn_s':>11} {'MFLOP/frame':>12} {'GFLOP/s':>8} {'of peak':>8}")
     for r in rows:
-        print(f"{r['method']:<15} {r['params']:>10,} {r['end_to_end_sps']:>12,.0f} {raw_env / r['end_to_end_sps']:>10.0f} "
-              f"{r['sample_s_per_iter']:>9.3f} {r['learn_s_per_iter']:>8.3f} {r['learn_s_per_iter'] / reference:>11.2f} "
+        print(f"{r['method']:<15} {r['threads']:>7} {r['params']:>10,} {r['end_to_end_sps']:>12,.0f} {raw_env / r['end_to_end_sps']:>10.0f} "
+              f"{r['sample_s_per_iter']:>9.3f} {r['learn_s_per_iter']:>8.3f} {r['learn_s_per_iter'] / reference.get(r['threads'], math.nan):>11.2f} "
               f"{r['flops_per_frame'] / 1e6:>12.1f} {r['achieved_gflops']:>8.1f} {r['achieved_gflops'] / peak:>8.0%}")
     print(f"\n(one iteration = {976} env steps of 16 envs; {args.iterations} iterations per method; torch "
           f"{torch.__version__}, {os.cpu_count()} CPUs visible, OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']})")

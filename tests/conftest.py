@@ -11,7 +11,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 @pytest.fixture(scope="session")
 def ray_session():
-    """A local Ray on 127.0.0.1 for the whole session; shut down only if this fixture started it."""
+    """A local Ray on loopback for the whole session; shut down only if this fixture started it."""
     import ray
 
     from rl_hyper.envs.registry import register_all

@@ -179,7 +179,7 @@ def test_build_submit_command(project):
     assert ray_part[ray_part.index("--address") + 1] == "http://127.0.0.1:8265"
     assert ray_part[ray_part.index("--working-dir") + 1] == "."
     runtime_env = json.loads(ray_part[ray_part.index("--runtime-env-json") + 1])
-    assert runtime_env["env_vars"] == {"OMP_NUM_THREADS": "1"}
+    assert runtime_env["env_vars"] == {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     required = {".venv", "results", ".git", "__pycache__", "*.egg-info", "benchmarks/output"}
     assert required <= set(runtime_env["excludes"])
     assert entrypoint == [

@@ -10,8 +10,9 @@ Everything that talks to the cluster (`rl-hyper submit`, the job and state APIs,
 sweep --address`) runs in a subprocess with the cluster's token in its environment, so this
 test process never loads a Ray token of its own.
 
-Ray resolves `--node-ip-address=127.0.0.1` to the machine's own interface address, so both nodes
-report the same node IP; they are told apart by their Ray node ids.
+Ray 2.60 rewrites `--node-ip-address=127.0.0.1` to the machine's network address, so the nodes use
+two other loopback addresses, 127.0.0.2 (head) and 127.0.0.3, which Ray keeps as given: every
+connection stays on loopback. The nodes are told apart by their Ray node ids.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 BUDGET = 1920  # two iterations of 16 envs x 60 steps
 JOB_TIMEOUT_S = 480
+HEAD_IP, WORKER_IP = "127.0.0.2", "127.0.0.3"  # loopback addresses Ray does not rewrite
 START_TIMEOUT_S = 180
 MARKER = "RL_HYPER_TEST_CLUSTER"
 MAX_UPLOAD_BYTES = 5_000_000
@@ -127,12 +129,12 @@ class Cluster:
         return subprocess.run([sys.executable, "-c", CLIENT, *args], env=self.env, capture_output=True,
                               text=True, timeout=timeout)
 
-    def start_node(self, name: str, args: list[str]) -> None:
+    def start_node(self, name: str, ip: str, args: list[str]) -> None:
         temp_dir = self.temp_root / name
         temp_dir.mkdir()
         log = open(self.temp_root / f"{name}.log", "w")
         self.logs.append(log)
-        command = [str(Path(sys.executable).parent / "ray"), "start", "--block", "--node-ip-address=127.0.0.1",
+        command = [str(Path(sys.executable).parent / "ray"), "start", "--block", f"--node-ip-address={ip}",
                    "--num-cpus=1", f"--temp-dir={temp_dir}", "--object-store-memory=200000000",
                    "--disable-usage-stats", *args]
         self.nodes.append(subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT,
@@ -179,29 +181,29 @@ def cluster():
     env.update({
         "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32), MARKER: marker,
         "OMP_NUM_THREADS": "1", "RAY_USAGE_STATS_ENABLED": "0",
-        "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0",
+        "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0",  # SIGTERM stops a node at once (no 30 s drain)
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",  # rl-hyper, ray
     })
     cluster = Cluster(temp_root=temp_root, env=env, marker=marker)
     try:
         gcs, dashboard, *ports = free_ports(11)
-        cluster.gcs_address = f"127.0.0.1:{gcs}"
+        cluster.gcs_address = f"{HEAD_IP}:{gcs}"
         cluster.dashboard_url = f"http://127.0.0.1:{dashboard}"
-        cluster.start_node("head", [
+        cluster.start_node("head", HEAD_IP, [
             "--head", f"--port={gcs}", '--resources={"head_node": 1}', "--include-dashboard=true",
             "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}",
             f"--dashboard-agent-listen-port={ports[0]}", f"--dashboard-agent-grpc-port={ports[1]}",
             f"--runtime-env-agent-port={ports[2]}", f"--metrics-export-port={ports[3]}",
             f"--ray-client-server-port={ports[4]}"])
         up = cluster.client("nodes", cluster.dashboard_url, "1", str(START_TIMEOUT_S), timeout=START_TIMEOUT_S + 60)
-        assert up.returncode == 0 and json.loads(up.stdout), f"head did not start:\n{up.stderr[-3000:]}\n" \
-                                                             f"{cluster.node_log('head')}"
-        cluster.start_node("worker", [
+        assert up.returncode == 0 and up.stdout.strip() not in ("", "[]"), \
+            f"head did not start:\n{up.stderr[-3000:]}\n{cluster.node_log('head')}"
+        cluster.start_node("worker", WORKER_IP, [
             f"--address={cluster.gcs_address}",
             f"--dashboard-agent-listen-port={ports[5]}", f"--dashboard-agent-grpc-port={ports[6]}",
             f"--runtime-env-agent-port={ports[7]}", f"--metrics-export-port={ports[8]}"])
         up = cluster.client("nodes", cluster.dashboard_url, "2", str(START_TIMEOUT_S), timeout=START_TIMEOUT_S + 60)
-        assert up.returncode == 0 and len(json.loads(up.stdout)) == 2, \
+        assert up.returncode == 0 and len(json.loads(up.stdout or "[]")) == 2, \
             f"second node did not join:\n{up.stdout}{up.stderr[-3000:]}\n{cluster.node_log('worker')}"
         cluster.node_ids = {("head" if n["is_head_node"] else "worker"): n["node_id"] for n in json.loads(up.stdout)}
         yield cluster

@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 from rl_hyper.training import ray_metrics
+from rl_hyper.training.run import LOCAL_NODE_IP
 
 TAGS = {"study": "metrics-test", "trial": "trial-0", "method": "rnn_hn", "env": "GridNavi-v0"}
 SCRAPE_TIMEOUT_S = 60.0
@@ -65,7 +66,7 @@ def _child_main(port: int) -> None:
     ray.init(
         num_cpus=1,
         include_dashboard=False,
-        _node_ip_address="127.0.0.1",
+        _node_ip_address=LOCAL_NODE_IP,
         _metrics_export_port=port,
         _system_config={"metrics_report_interval_ms": 1000},
     )

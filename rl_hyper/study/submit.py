@@ -26,6 +26,8 @@ import shlex
 from pathlib import Path
 from typing import Any, Sequence
 
+from rl_hyper.training.run import THREAD_ENV
+
 # Never uploaded with the job: environments, outputs, VCS data, caches.
 WORKING_DIR_EXCLUDES = (
     ".venv",
@@ -48,7 +50,7 @@ def job_runtime_env(working_dir: str | None = None) -> dict[str, Any]:
     RAY_AUTH_MODE is passed through when the submitting shell sets it (the job driver then
     talks to the cluster in the same mode); the token is not.
     """
-    env_vars = {"OMP_NUM_THREADS": "1"}
+    env_vars = dict(THREAD_ENV)
     if os.environ.get(AUTH_MODE_ENV_VAR):
         env_vars[AUTH_MODE_ENV_VAR] = os.environ[AUTH_MODE_ENV_VAR]
     runtime_env: dict[str, Any] = {"excludes": list(WORKING_DIR_EXCLUDES), "env_vars": env_vars}

@@ -18,6 +18,11 @@ from pathlib import Path
 STOP_KEY = "env_runners/num_env_steps_sampled_lifetime"
 FRAMES_FILE = "rl_hyper_frames.txt"  # written into every checkpoint
 THREAD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+JOB_CONFIG_ENV = "RAY_JOB_CONFIG_JSON_ENV_VAR"  # set by Ray in the driver of a Ray job
+# Ray 2.60 on Linux rewrites 127.0.0.1 / localhost to the machine's network address
+# (ray._private.services.resolve_ip_for_localhost) but keeps any other loopback address: a local
+# Ray on 127.0.0.2 stays on loopback. Elsewhere (macOS) only 127.0.0.1 exists and is kept.
+LOCAL_NODE_IP = "127.0.0.2" if sys.platform.startswith("linux") else "127.0.0.1"
 
 
 def versions() -> dict:
@@ -39,7 +44,7 @@ def write_versions(directory: Path) -> Path:
 
 
 def init_ray(address: str | None = None, num_cpus: int | None = None, include_dashboard: bool | None = None) -> None:
-    """Start (or join) Ray with one torch thread per process, on loopback when local."""
+    """Start (or join) Ray with one torch thread per process; a local Ray stays on loopback."""
     import ray
     import torch
 
@@ -47,11 +52,13 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, include_da
     torch.set_num_threads(1)
     if ray.is_initialized():
         return
-    runtime_env = {"env_vars": dict(THREAD_ENV)}
+    # a Ray job's driver already runs in the job's runtime env (which sets THREAD_ENV, see
+    # study/submit.py); Ray refuses to merge a second one that sets the same variables
+    runtime_env = None if os.environ.get(JOB_CONFIG_ENV) else {"env_vars": dict(THREAD_ENV)}
     if address:
         ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
     else:
-        ray.init(num_cpus=num_cpus, _node_ip_address="127.0.0.1", runtime_env=runtime_env,
+        ray.init(num_cpus=num_cpus, _node_ip_address=LOCAL_NODE_IP, runtime_env=runtime_env,
                  include_dashboard=include_dashboard, log_to_driver=False)
 
 
