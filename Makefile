@@ -18,7 +18,7 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 install: $(STAMP)
 
 run: install
-	$(BIN)/rl-hyper sweep tune_configs/quickstart.yaml
+	$(BIN)/rl-hyper sweep tune_configs/quickstart.yaml $(if $(wildcard results/quickstart/experiment_state*.json),--resume)
 	$(BIN)/rl-hyper report results/quickstart
 
 test: install

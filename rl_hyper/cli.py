@@ -107,6 +107,10 @@ def cmd_sweep(args) -> int:
     storage = args.storage or study.storage
     if "://" not in storage:
         _check_writable(storage)
+        experiment = Path(storage) / study.name
+        if not args.resume and any(experiment.glob("experiment_state*.json")):
+            raise UsageError(f"{experiment} already holds this study: add --resume to continue it, "
+                             "or pass --storage DIR for a fresh run")
     from rl_hyper.study.sweep import check_cluster_fits
     from rl_hyper.training.run import init_ray
 

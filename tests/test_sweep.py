@@ -102,3 +102,14 @@ def test_resume_after_killed_driver_keeps_finished_trial(tmp_path, address):
     assert set(runs) == {("rnn", 1), ("rnn", 2)}
     assert all(df["rl_hyper/frames"].iloc[-1] >= BUDGET for df in runs.values())
     assert done_csv.read_bytes() == snapshot  # the finished trial was neither lost nor re-run
+
+
+def test_second_sweep_into_an_existing_study_asks_for_resume(tmp_path):
+    study = write_study(tmp_path, "again", ["rnn"], [1])
+    experiment = tmp_path / "results" / "again"
+    experiment.mkdir(parents=True)
+    (experiment / "experiment_state-2026-01-01_00-00-00.json").write_text("{}")
+    proc = subprocess.run([sys.executable, "-m", "rl_hyper", "sweep", str(study)], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2
+    assert "already holds this study: add --resume" in proc.stderr
