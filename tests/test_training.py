@@ -142,3 +142,17 @@ def test_train_end_to_end_aux_methods(method, columns, ray_session, tmp_path):
         assert df["rl_hyper/aux_task_loss"].isna().all()
     else:
         assert np.isfinite(df[f"rl_hyper/{columns[0]}"]).all()
+
+
+@pytest.mark.parametrize("env, frames", [("CheetahDir", 800), ("MC-LS", 1600)])
+def test_train_end_to_end_other_envs(env, frames, ray_session, tmp_path):
+    """Two envs per runner: one update = 2 x the env's rollout (400 Cheetah, 800 MC-LS steps)."""
+    code = main(["train", "--env", env, "--method", "rnn_hn", "--frames", str(frames), "--envs-per-runner", "2",
+                 "--eval-interval", "1", "--output", str(tmp_path), "--name", env])
+    assert code == 0
+    (progress,) = (tmp_path / env).glob("*/progress.csv")
+    df = pd.read_csv(progress)
+    assert df["rl_hyper/frames"].iloc[-1] >= frames and df["rl_hyper/env"].iloc[0] == env
+    assert np.isfinite(df["rl_hyper/eval_trial_return"].iloc[-1])
+    inner = [c for c in df.columns if c.startswith("rl_hyper/eval_inner_return_")]
+    assert len(inner) == {"CheetahDir": 1, "MC-LS": 2}[env]

@@ -41,6 +41,11 @@ def inner_return_key(k: int) -> str:
     return f"inner_return_{k}"
 
 
+def initial_lr(lr) -> float:
+    """The study's learning rate: `lr` itself, or the first value of a [[step, lr], ...] schedule."""
+    return float(lr[0][1]) if isinstance(lr, (list, tuple)) else float(lr)
+
+
 def aux_metric_names(method: Method) -> tuple[str, ...]:
     """The auxiliary learner metrics of `method`: declared (NaN) from the first iteration on, since
     Tune fixes progress.csv's columns at the first result (TI logs no task loss during warm-up)."""
@@ -90,7 +95,7 @@ class MetaMetricsCallbacks(RLlibCallback):
         self._learner_time += float(timers.get("learner_update_timer", 0.0))
         iteration_time = max(float(result.get("time_this_iter_s", 0.0)), 1e-9)
         section = {
-            "env": config.env, "method": config.model_config["method"], "lr": float(config.lr),
+            "env": config.env, "method": config.model_config["method"], "lr": initial_lr(config.lr),
             "seed": int(config.seed), "frames": frames,
             "env_steps_per_s": (frames - self._last_frames) / iteration_time,
             "sampler_time_s": self._sampler_time, "learner_time_s": self._learner_time,
