@@ -87,7 +87,13 @@ def cmd_envs(args) -> int:
     from rl_hyper.envs import showcase
 
     if args.action == "solve":
-        print(showcase.solve(args.name))
+        if args.name != "MC-LS":
+            raise UsageError(f"envs solve knows scripted policies for MC-LS only, not {args.name!r}")
+        returns = showcase.solve(args.name)  # policy -> {"episode_1": .., ..., "trial": ..}
+        columns = list(next(iter(returns.values())))
+        print(f"{'scripted policy':<16}" + "".join(f"{c:>11}" for c in columns))
+        for policy, row in returns.items():
+            print(f"{policy:<16}" + "".join(f"{row[c]:>11.2f}" for c in columns))
         return 0
     if not args.out:
         raise UsageError("envs render needs --out FILE.png")
