@@ -13,6 +13,7 @@ are, unfinished ones continue from their last checkpoint, errored ones are retri
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from datetime import datetime, timezone
@@ -69,6 +70,13 @@ def check_cluster_fits(study: Study) -> None:
                          f"this Ray cluster has {total_cpus:g} in all; lower resources.num_env_runners")
 
 
+def error_reason(error: BaseException) -> str:
+    """The root cause of a trial's error in one line: the last line of Ray's wrapped traceback
+    (e.g. "FloatingPointError: non-finite vf_loss (nan) at 120 frames")."""
+    lines = [line.strip() for line in re.sub(r"\x1b\[[0-9;]*m", "", str(error)).splitlines() if line.strip()]
+    return lines[-1] if lines else type(error).__name__
+
+
 def _write(storage: str, name: str, filename: str, text: str) -> None:
     """Write a small text file into the experiment directory (local path or cloud URI)."""
     import pyarrow.fs
@@ -106,7 +114,7 @@ def run_sweep(study: Study, *, storage: str | None = None, resume: bool = False,
     for result in results:
         config = result.config
         key = f"{config['method']}/lr={config['lr']:g}/seed={config['seed']}"
-        states[key] = "ERROR: " + str(result.error).splitlines()[0] if result.error else "done"
+        states[key] = f"ERROR: {error_reason(result.error)}" if result.error else "done"
     manifest = {"study": study.name, "env": study.env, "command": " ".join(sys.argv), "started": started,
                 "ended": datetime.now(timezone.utc).isoformat(), "wall_s": round(time.time() - begin, 1),
                 "versions": versions(), "trials": states}

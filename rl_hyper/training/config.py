@@ -112,10 +112,11 @@ def padded_minibatch_size(num_envs: int, rollout_steps: int, max_seq_len: int, m
     """Padded time steps per minibatch so that one epoch makes `minibatches` updates.
 
     Each env's rollout of `rollout_steps` is cut into ceil(rollout / (max_seq_len - 1))
-    sequences, each padded to `max_seq_len` (trial steps plus PPO's bootstrap step).
+    sequences, each padded to `max_seq_len` (trial steps plus PPO's bootstrap step). A minibatch
+    holds at least one whole sequence (fewer envs than minibatches give fewer minibatches).
     """
     sequences_per_env = math.ceil(rollout_steps / (max_seq_len - 1))
-    return math.ceil(num_envs * sequences_per_env * max_seq_len / minibatches)
+    return max(max_seq_len, math.ceil(num_envs * sequences_per_env * max_seq_len / minibatches))
 
 
 def build_config(env: str, method: str, *, lr: float, seed: int, frames: int | None = None,
