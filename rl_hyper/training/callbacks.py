@@ -12,7 +12,8 @@ algorithm's result gets a flat section `rl_hyper` (progress.csv columns `rl_hype
                                  actions, fresh tasks); NaN on iterations without evaluation
     eval_inner_return_<k>        the same for inner episode k
     env_steps_per_s              frames of this iteration / its wall time
-    sampler_time_s, learner_time_s   cumulative seconds spent sampling / updating
+    sampler_time_s, learner_time_s   seconds spent sampling / updating, summed since the trial's
+                                 process started (a resumed trial counts from its restart)
     num_params                   parameters of the RLModule
     <learner metric>             total_loss, policy_loss, vf_loss, entropy, approx_kl, clip_fraction,
                                  and aux_* / warm_up* of the auxiliary objectives
@@ -61,7 +62,6 @@ class MetaMetricsCallbacks(RLlibCallback):
         super().__init__()
         self._num_params = None
         self._episodes_per_trial = 0
-        self._last_frames = 0
         self._sampler_time = 0.0
         self._learner_time = 0.0
 
@@ -97,11 +97,10 @@ class MetaMetricsCallbacks(RLlibCallback):
         section = {
             "env": config.env, "method": config.model_config["method"], "lr": initial_lr(config.lr),
             "seed": int(config.seed), "frames": frames,
-            "env_steps_per_s": (frames - self._last_frames) / iteration_time,
+            "env_steps_per_s": float(result["env_runners"].get("num_env_steps_sampled", 0)) / iteration_time,
             "sampler_time_s": self._sampler_time, "learner_time_s": self._learner_time,
             "num_params": self._num_params,
         }
-        self._last_frames = frames
         section.update(self._returns(result["env_runners"], "train", self._episodes_per_trial))
         evaluated_now = config.evaluation_interval and result["training_iteration"] % config.evaluation_interval == 0
         evaluation = result.get("evaluation", {}).get("env_runners", {}) if evaluated_now else {}
