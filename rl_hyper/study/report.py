@@ -102,7 +102,7 @@ def write_report(
             Section(
                 "Compute",
                 ["Seconds per 1e6 environment frames over all trials of a method (wall clock = Tune's "
-                 "time_total_s; sampler and learner = time spent in each)."],
+                 "time_total_s; sampler and learner = sums of RLlib's smoothed per-iteration timers, approximate: a few % high early in a run)."],
                 _by_method(analysis.compute_table(trials)),
             )
         )

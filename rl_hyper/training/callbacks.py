@@ -13,7 +13,8 @@ algorithm's result gets a flat section `rl_hyper` (progress.csv columns `rl_hype
     eval_inner_return_<k>        the same for inner episode k
     env_steps_per_s              frames of this iteration / its wall time
     sampler_time_s, learner_time_s   seconds spent sampling / updating, summed since the trial's
-                                 process started (a resumed trial counts from its restart)
+                                 process started (a resumed trial counts from its restart); sums of
+                                 RLlib's smoothed per-iteration timers, so approximate
     num_params                   parameters of the RLModule
     <learner metric>             total_loss, policy_loss, vf_loss, entropy, approx_kl, clip_fraction,
                                  and aux_* / warm_up* of the auxiliary objectives
