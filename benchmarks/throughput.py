@@ -1,6 +1,6 @@
 """Throughput of the meta-RL agent on GridNavi: env, end-to-end training, learner, FLOPs.
 
-Run (about 5 minutes on 2 cores):
+Run (about 1 minute on 2 cores):
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/throughput.py [--methods rnn rnn_s rnn_hn] [--iterations 8]
 
@@ -9,7 +9,7 @@ Prints, per method, with the paper's architecture (GRU 256, state embedding 256,
 60 steps, 2 epochs x 4 minibatches):
   - end-to-end env-steps/s of PPO training (sampling + learning in one process), with one torch
     thread (a sweep runs one trial per core) and with one per core (a lone `rl-hyper train`);
-  - the learner update time relative to rnn_s;
+  - sampler and learner seconds per iteration (RLlib timers) and the learner time relative to rnn_s;
   - model FLOPs per frame (counted by torch's FlopCounterMode over real sampling and updates)
     and the achieved FLOP/s as a fraction of the single-core float32 GEMM peak measured here;
 and, once: raw env steps/s of the GridNavi trial env and its ratio to the training speed; and the
@@ -132,12 +132,12 @@ def main() -> None:
     print(f"hypernet 256x256 layer, 976 samples: per-sample bmm {forms['bmm']:.1f} GFLOP/s, "
           f"outer-product GEMM {forms['outer_gemm']:.1f} GFLOP/s ({forms['outer_gemm'] / forms['bmm']:.1f}x)")
     print(f"\n{'method':<15} {'threads':>7} {'params':>10} {'env-steps/s':>12} {'env/train':>10} {'sample s':>9} {'learn s':>8} "
-          f"{'learn/rnn_s':>11} {'MFLOP/frame':>12} {'GFLOP/s':>8} {'of peak':>8}")
+          f"{'learn/rnn_s':>11} {'MFLOP/frame':>12} {'GFLOP/s':>8} {'of 1-core peak':>15}")
     for r in rows:
         print(f"{r['method']:<15} {r['threads']:>7} {r['params']:>10,} {r['end_to_end_sps']:>12,.0f} {raw_env / r['end_to_end_sps']:>10.0f} "
               f"{r['sample_s_per_iter']:>9.3f} {r['learn_s_per_iter']:>8.3f} {r['learn_s_per_iter'] / reference.get(r['threads'], math.nan):>11.2f} "
-              f"{r['flops_per_frame'] / 1e6:>12.1f} {r['achieved_gflops']:>8.1f} {r['achieved_gflops'] / peak:>8.0%}")
-    print(f"\n(one iteration = {976} env steps of 16 envs; {args.iterations} iterations per method; torch "
+              f"{r['flops_per_frame'] / 1e6:>12.1f} {r['achieved_gflops']:>8.1f} {r['achieved_gflops'] / peak:>15.0%}")
+    print(f"\n(one iteration = 960 env steps: 16 envs x 60; {args.iterations} iterations per method; torch "
           f"{torch.__version__}, {os.cpu_count()} CPUs visible, OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']})")
 
 
