@@ -102,6 +102,16 @@ def test_ant_dir_reward():
             break
 
 
+def terminates_from_pose(env, qpos_index: int, value: float) -> bool:
+    """Reset, set qpos[qpos_index] = value at rest, take one zero action: did the env terminate?"""
+    env.reset(seed=0)
+    qpos = env.sim.init_qpos.copy()
+    qpos[qpos_index] = value
+    env.sim.set_state(qpos, np.zeros_like(env.sim.init_qvel))
+    _, _, terminated, _, _ = env.step(np.zeros(env.action_space.shape))
+    return terminated
+
+
 def test_ant_dir_angle_sets_and_termination():
     rng = np.random.default_rng(0)
     assert {AntDir().sample_task(rng) for _ in range(40)} == {-1.0, 1.0}
@@ -109,12 +119,7 @@ def test_ant_dir_angle_sets_and_termination():
     assert {paper.sample_task(rng) for _ in range(40)} == {0.0, math.pi}
     paper.set_task(math.pi)
     np.testing.assert_allclose(paper.task_descriptor(), [-1.0, 0.0], atol=1e-6)
-    paper.reset(seed=0)
-    qpos = paper.sim.init_qpos.copy()
-    qpos[2] = 1.3  # torso lifted above 1.0
-    paper.sim.set_state(qpos, np.zeros_like(paper.sim.init_qvel))
-    _, _, terminated, _, _ = paper.step(np.zeros(8))
-    assert terminated
+    assert terminates_from_pose(paper, qpos_index=2, value=1.3)  # torso lifted above 1.0
 
 
 def test_walker_model_timestep_friction_and_coefficients():
@@ -139,12 +144,7 @@ def test_walker_reward_and_termination():
     for t, (reward, info) in enumerate(steps):
         assert reward == pytest.approx(info["x_velocity"] + 1.0 - 1e-3 * np.sum(actions[t] ** 2), abs=1e-9)
     assert np.all(np.abs(obs[:, 8:]) <= 10.0)  # clipped qvel
-    env.reset(seed=0)
-    qpos = env.sim.init_qpos.copy()
-    qpos[2] = 1.05  # |torso angle| >= 1
-    env.sim.set_state(qpos, np.zeros_like(env.sim.init_qvel))
-    _, _, terminated, _, _ = env.step(np.zeros(6))
-    assert terminated
+    assert terminates_from_pose(env, qpos_index=2, value=1.05)  # |torso angle| >= 1
 
 
 def test_walker_physics_follow_the_task_and_do_not_leak():
