@@ -97,6 +97,7 @@ class MetaRLModule(TorchRLModule, ValueFunctionAPI):
             self.state_embedding = policy["state_embedding"]
         self.actor, self.critic = policy["actor"], policy["critic"]
         self._setup_auxiliary(cfg)
+        self._staged_samples: list[tuple[RunningMeanStd, torch.Tensor]] = []  # see stage_normalizer_samples
 
     def _actor_out(self) -> int:
         if isinstance(self.action_space, gym.spaces.Discrete):
@@ -234,7 +235,7 @@ class MetaRLModule(TorchRLModule, ValueFunctionAPI):
 
     def apply_normalizer_samples(self) -> None:
         """Learner side, after an update: fold the staged samples into the running statistics."""
-        for normalizer, samples in getattr(self, "_staged_samples", []):
+        for normalizer, samples in self._staged_samples:
             normalizer.update(samples)
         self._staged_samples = []
 
