@@ -44,8 +44,8 @@ from pydantic import (
     model_validator,
 )
 
-from rl_hyper.envs.registry import ENVS
-from rl_hyper.models.methods import METHODS
+from rl_hyper.envs.registry import get_entry
+from rl_hyper.models.methods import get_method
 
 # URI schemes Ray Tune's storage_path understands (through pyarrow.fs); anything else is a local path.
 _STORAGE_SCHEMES = ("s3", "gs", "gcs", "hdfs", "file")
@@ -75,15 +75,11 @@ def _method_id(value: Any) -> Any:
 
 
 def _known_method(value: str) -> str:
-    if value not in METHODS:
-        raise ValueError(f"unknown method {value!r}; choose from: {', '.join(METHODS)}")
-    return value
+    return get_method(value).id  # UnknownMethodError (a ValueError) names the choices
 
 
 def _known_env(value: str) -> str:
-    if value not in ENVS:
-        raise ValueError(f"unknown env {value!r}; choose from: {', '.join(ENVS)}")
-    return value
+    return get_entry(value).name  # UnknownEnvError (a ValueError) names the choices
 
 
 def _study_name(value: str) -> str:
