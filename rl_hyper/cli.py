@@ -71,7 +71,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_envs(args) -> int:
-    from rl_hyper.envs.registry import ENVS, get_entry, gym_id, make_trial_env
+    from rl_hyper.envs.registry import ENVS, gym_id, make_trial_env
 
     if args.action == "list":
         print(f"{'name':<18} {'gymnasium id':<30} {'obs':>5} {'actions':<14} {'K':>2} {'steps':>5}  description")
@@ -83,21 +83,21 @@ def cmd_envs(args) -> int:
                   f"{env.episodes_per_trial:>2} {env.max_episode_steps:>5}  {entry.description}")
             env.close()
         return 0
-    get_entry(args.name)
     from rl_hyper.envs import showcase
 
-    if args.action == "solve":
-        if args.name != "MC-LS":
-            raise UsageError(f"envs solve knows scripted policies for MC-LS only, not {args.name!r}")
-        returns = showcase.solve(args.name)  # policy -> {"episode_1": .., ..., "trial": ..}
-        columns = list(next(iter(returns.values())))
-        print(f"{'scripted policy':<16}" + "".join(f"{c:>11}" for c in columns))
-        for policy, row in returns.items():
-            print(f"{policy:<16}" + "".join(f"{row[c]:>11.2f}" for c in columns))
-        return 0
-    if not args.out:
+    if args.action == "render" and not args.out:
         raise UsageError("envs render needs --out FILE.png")
-    print(f"wrote {showcase.render_strip(args.name, args.out)}")
+    try:  # showcase raises ValueError for envs it cannot solve or render (unknown ones included)
+        if args.action == "render":
+            print(f"wrote {showcase.render_strip(args.name, args.out)}")
+            return 0
+        returns = showcase.solve(args.name)  # policy -> {"episode_1": .., ..., "trial": ..}
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    columns = list(next(iter(returns.values())))
+    print(f"{'scripted policy':<16}" + "".join(f"{c:>11}" for c in columns))
+    for policy, row in returns.items():
+        print(f"{policy:<16}" + "".join(f"{row[c]:>11.2f}" for c in columns))
     return 0
 
 
