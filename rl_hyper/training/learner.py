@@ -41,7 +41,7 @@ it (and for "reset" re-initialises the policy, whose Adam moments are then clear
 
 Metrics per update (window 1, under the module id): aux_reconstruction_nll, aux_kl, aux_elbo,
 aux_task_loss (only the ones of the method), and warm_up (1.0 during a warm-up update, else 0.0;
-warm-up methods only). docs/metrics.md lists them.
+warm-up methods only). The README's metrics table lists them.
 """
 
 from __future__ import annotations
