@@ -37,6 +37,7 @@ from ray.rllib.utils.postprocessing.zero_padding import split_and_zero_pad_n_epi
 import torch
 
 from rl_hyper.models.module import TASK
+from rl_hyper.models.normalize import RunningMeanStd
 
 
 def discounted_returns(rewards: np.ndarray, episode_lens: list[int], gamma: float) -> np.ndarray:
@@ -60,22 +61,15 @@ class RewardNormalizingGAE(ConnectorV2):
         super().__init__(input_observation_space, input_action_space)
         self.gamma, self.lambda_ = gamma, lambda_
         self.reward_clip, self.normalize_rewards = reward_clip, normalize_rewards
-        self.return_count, self.return_mean, self.return_var = 1e-4, 0.0, 1.0
-
-    def _update_return_stats(self, returns: np.ndarray) -> None:
-        n, mean, var = len(returns), float(returns.mean()), float(returns.var())
-        delta, total = mean - self.return_mean, self.return_count + n
-        self.return_mean += delta * n / total
-        self.return_var = (self.return_var * self.return_count + var * n
-                           + delta**2 * self.return_count * n / total) / total
-        self.return_count = total
+        self.return_stats = RunningMeanStd(1)  # of the discounted return G_t
 
     def scale_rewards(self, rewards: np.ndarray, episode_lens: list[int]) -> np.ndarray:
         """rewards (N,) raw -> (N,) divided by the running return std and clipped."""
         if not self.normalize_rewards:
             return rewards
-        self._update_return_stats(discounted_returns(rewards, episode_lens, self.gamma))
-        scaled = rewards / np.sqrt(self.return_var + 1e-8)
+        returns = discounted_returns(rewards, episode_lens, self.gamma)
+        self.return_stats.update(torch.as_tensor(returns, dtype=torch.float32).unsqueeze(-1))
+        scaled = rewards / float(torch.sqrt(self.return_stats.var + 1e-8))
         return np.clip(scaled, -self.reward_clip, self.reward_clip)
 
     def __call__(self, *, rl_module, episodes, batch: dict[str, Any], **kwargs):
@@ -107,11 +101,10 @@ class RewardNormalizingGAE(ConnectorV2):
         return batch
 
     def get_state(self, components=None, *, not_components=None, **kwargs) -> dict:
-        return {"return_count": self.return_count, "return_mean": self.return_mean, "return_var": self.return_var}
+        return {name: value.numpy().copy() for name, value in self.return_stats.state_dict().items()}
 
     def set_state(self, state: dict) -> None:
-        self.return_count, self.return_mean, self.return_var = (
-            state["return_count"], state["return_mean"], state["return_var"])
+        self.return_stats.load_state_dict({name: torch.as_tensor(value) for name, value in state.items()})
 
 
 def episode_tasks(episode) -> np.ndarray:
