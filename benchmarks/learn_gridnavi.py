@@ -1,14 +1,17 @@
-"""Learning benchmark on GridNavi: equal budgets for several methods, one Tune study.
+"""Learning benchmark: methods x seeds at one learning rate and one frame budget, one Tune study.
 
-Run (1e6 frames x 3 methods: about an hour on 2 cores; budgets and methods are arguments):
+Run (the issue-9 benchmark: 3 methods x 3 seeds x 1e6 frames, about 100 minutes on 2 cores):
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/learn_gridnavi.py --frames 1000000 \
-        --methods rnn rnn_s rnn_hn --seeds 73 --lr 1e-3 --storage results/bench
+        --methods rnn rnn_s rnn_hn --seeds 73 20 3 --out benchmarks/results/learn_gridnavi_1e6.md
 
 It runs the study through the same path as `rl-hyper sweep` (results in Tune's layout under
---storage, then `rl-hyper report` works on them) and prints, per method, the deterministic
-evaluation return (16 fresh tasks, one trial each) at fixed frame counts, the final and mean
-(area under the curve) trial return, and the per-inner-episode returns of the last evaluation.
+--storage, so `rl-hyper report` works on them; a second run with the same --name resumes it) and
+writes a markdown table: per method and frame count (1e5, 2.5e5, 4e5, 1e6 by default), the
+evaluation return per trial (deterministic, every one of GridNavi's 21 goals: exact, see
+training/evaluation.py) as the mean over seeds of each seed's last evaluation at or before that
+frame count, the seeds' values, and the training (stochastic) return of the same iteration. The
+file also holds the command, the seeds, the PPO settings used and the versions.
 Reference points (PAPER_SPEC section 4): a uniformly random policy scores about -4.7 per trial;
 knowing the goal, 44.3 is the ceiling.
 """
@@ -17,59 +20,96 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
+import time
+from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 
 from rl_hyper.study import analysis  # noqa: E402
 from rl_hyper.study.spec import parse_study  # noqa: E402
 from rl_hyper.study.sweep import run_sweep  # noqa: E402
-from rl_hyper.training.run import init_ray  # noqa: E402
+from rl_hyper.training.config import ppo_settings  # noqa: E402
+from rl_hyper.training.run import init_ray, versions  # noqa: E402
 
 
-def return_at(evals, frames: int) -> float:
-    """Mean over seeds of the last evaluation at or before `frames`."""
-    before = evals[evals["frames"] <= frames]
-    if before.empty:
-        return float("nan")
-    last = before.sort_values("frames").groupby("seed").tail(1)
-    return float(last["eval_trial_return"].mean())
+def at_frames(progress: pd.DataFrame, frames: int) -> pd.DataFrame:
+    """Per seed, the last evaluated iteration at or before `frames` (rows of `progress`)."""
+    evaluated = progress[progress["eval_trial_return"].notna() & (progress["frames"] <= frames)]
+    return evaluated.sort_values("frames").groupby("seed").tail(1).sort_values("seed")
+
+
+def results_table(progress: pd.DataFrame, methods: list[str], checkpoints: list[int]) -> str:
+    """Markdown rows: method, frames, eval mean over seeds [per seed], train mean over seeds."""
+    lines = ["| method | frames | eval return (mean over seeds) | eval per seed | train return (mean) | train per seed |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for method in methods:
+        rows = progress[progress["method"] == method]
+        for frames in checkpoints:
+            point = at_frames(rows, frames)
+            if point.empty:
+                continue
+            per_seed = lambda column: " / ".join(f"{value:.2f}" for value in point[column])  # noqa: E731
+            lines.append(f"| {method} | {frames:,} | {point['eval_trial_return'].mean():.2f} | {per_seed('eval_trial_return')} "
+                         f"| {point['train_trial_return'].mean():.2f} | {per_seed('train_trial_return')} |")
+    return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=1_000_000)
     parser.add_argument("--methods", nargs="+", default=["rnn", "rnn_s", "rnn_hn"])
-    parser.add_argument("--seeds", nargs="+", type=int, default=[73])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[73, 20, 3])
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--env", default="GridNavi")
-    parser.add_argument("--eval-interval", type=int, default=20, help="iterations (960 frames each)")
+    parser.add_argument("--checkpoints", nargs="+", type=int, default=[100_000, 250_000, 400_000, 1_000_000])
+    parser.add_argument("--eval-interval", type=int, default=5, help="iterations (960 frames each)")
+    parser.add_argument("--ppo", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="PPO setting overrides, e.g. minibatch_mode=sequences value_loss=squared")
     parser.add_argument("--max-concurrent", type=int, default=2)
     parser.add_argument("--storage", default="results/bench")
     parser.add_argument("--name", default=None)
+    parser.add_argument("--out", default=None, help="markdown file for the table (default: print only)")
     args = parser.parse_args()
 
+    ppo = dict(item.split("=", 1) for item in args.ppo)
     name = args.name or f"learn_{args.env}_{args.frames}".replace("-", "_")
     study = parse_study({
         "name": name, "env": args.env, "methods": args.methods, "lr_grid": [args.lr], "seeds": args.seeds,
-        "frames": args.frames, "evaluation": {"interval": args.eval_interval},
+        "frames": args.frames, "evaluation": {"interval": args.eval_interval}, "ppo": ppo,
         "resources": {"max_concurrent": args.max_concurrent}, "storage": args.storage,
     }, source="learn_gridnavi")
     init_ray(include_dashboard=False)
-    run_sweep(study)
+    started = time.time()
+    study_dir = Path(args.storage).absolute() / name
+    run_sweep(study, resume=(study_dir / "study.yaml").exists())
+    wall = time.time() - started
 
-    evals = analysis.load_results(os.path.join(os.path.abspath(args.storage), name))
-    checkpoints = [f for f in (100_000, 250_000, 500_000, 1_000_000, 2_000_000) if f <= args.frames]
-    header = f"{'method':<15}" + "".join(f"{f'@{f:,}':>12}" for f in checkpoints) + f"{'final':>9}{'mean':>9}  inner episodes (last eval)"
-    print(f"\n{args.env}, lr {args.lr:g}, seeds {args.seeds}: deterministic eval return per trial\n{header}")
-    for method in args.methods:
-        rows = evals[evals["method"] == method].sort_values("frames")
-        finals = rows.groupby("seed").tail(1)
-        inner = [c for c in analysis.inner_return_columns(rows)]
-        print(f"{method:<15}" + "".join(f"{return_at(rows, f):>12.2f}" for f in checkpoints)
-              + f"{finals['eval_trial_return'].mean():>9.2f}{rows.groupby('seed')['eval_trial_return'].mean().mean():>9.2f}  "
-              + " / ".join(f"{np.mean(finals[c]):.2f}" for c in inner))
+    progress = analysis.read_progress(study_dir)
+    checkpoints = [frames for frames in args.checkpoints if frames <= args.frames]
+    table = results_table(progress, args.methods, checkpoints)
+    settings = ppo_settings(args.env, {key: type(getattr(ppo_settings(args.env), key))(value) for key, value in ppo.items()})
+    report = "\n".join([
+        f"# {args.env}: {', '.join(args.methods)} at lr {args.lr:g}, seeds {args.seeds}, {args.frames:,} frames",
+        "",
+        f"Command: `OMP_NUM_THREADS=1 .venv/bin/python {' '.join(sys.argv)}`",
+        f"Wall time: {wall / 60:.1f} min ({args.max_concurrent} trials at a time). Results: {study_dir}",
+        f"PPO settings: {settings}",
+        f"Versions: {versions()}",
+        "",
+        "Eval: deterministic actions, one trial on each task of the evaluation set (GridNavi: all 21 goals, exact);",
+        "each seed's last evaluation at or before the frame count. Train: mean raw return of the",
+        "training (stochastic) trials of that iteration. Random policy about -4.7, known-goal ceiling 44.3.",
+        "",
+        table,
+        "",
+    ])
+    print(report)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(report)
 
 
 if __name__ == "__main__":

@@ -254,8 +254,8 @@ def test_outside_warm_up_the_policy_never_sees_the_task(method, registered_envs)
     def outputs(task: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         batch[TASK] = task
         with torch.no_grad():
-            fwd_out = module.forward_train(batch)
-            return fwd_out[Columns.ACTION_DIST_INPUTS], module.compute_values(batch)
+            features = module.forward_train(batch)[Columns.EMBEDDINGS]
+            return module.action_dist_inputs(features), module.compute_values(batch, embeddings=features)
 
     shape = (*batch[Columns.OBS].shape[:2], 2)
     generator = torch.Generator().manual_seed(0)
@@ -272,7 +272,7 @@ def test_during_warm_up_the_policy_follows_the_task(registered_envs):
     batch = dict(_train_batch(learner, episodes))
     module = _module(learner)
     with torch.no_grad():
-        logits = module.forward_train(batch)[Columns.ACTION_DIST_INPUTS]
+        logits = module.action_dist_inputs(module.forward_train(batch)[Columns.EMBEDDINGS])
         batch[TASK] = batch[TASK] + 1.0  # every goal moved
-        flipped = module.forward_train(batch)[Columns.ACTION_DIST_INPUTS]
+        flipped = module.action_dist_inputs(module.forward_train(batch)[Columns.EMBEDDINGS])
     assert not torch.allclose(logits, flipped)

@@ -87,9 +87,22 @@ def test_trial_has_four_inner_episodes_of_15_steps_and_one_task():
     assert obs.shape == (9,) and obs[3:8].sum() == 1.0 and obs[8] == pytest.approx(rewards[-1])
 
 
-def test_inner_reset_returns_agent_to_start_and_task_changes_between_trials():
+def test_inner_boundary_shows_terminal_position_then_acts_from_start():
+    """As the original code: the step ending an inner episode returns its last position with the
+    flag up; the agent is already back at the start, so the next move starts from (0, 0)."""
     env = make_trial_env("GridNavi")
-    _, info = env.reset(seed=0)
+    env.reset(seed=0)
+    for _ in range(14):
+        env.step(RIGHT)
+    obs, *_ = env.step(RIGHT)
+    assert tuple(obs[:2]) == (4, 0) and obs[2] == 1.0
+    obs, *_ = env.step(UP)
+    assert tuple(obs[:2]) == (0, 1) and obs[2] == 0.0
+
+
+def test_inner_boundary_reset_obs_option_and_task_changes_between_trials():
+    env = make_trial_env("GridNavi", {"boundary_obs": "reset"})
+    env.reset(seed=0)
     for _ in range(14):
         env.step(RIGHT)
     obs, *_ = env.step(RIGHT)

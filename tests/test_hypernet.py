@@ -50,13 +50,28 @@ def test_bias_hyperinit_generates_latent_independent_well_scaled_policy():
         for layer in trunk.layers:
             torch.testing.assert_close(layer.generated_weight(cond_a), layer.generated_weight(cond_b))
             torch.testing.assert_close(layer.generated_bias(cond_a), layer.generated_bias(cond_b))
-            assert torch.count_nonzero(layer.generated_bias(cond_a)) == 0
+    for layer in [*module.actor.layers, *module.critic.layers[:-1]]:
+        assert torch.count_nonzero(layer.generated_bias(cond_a)) == 0
     row_norms = lambda layer: layer.generated_weight(cond_a)[0].norm(dim=1)  # noqa: E731
     for hidden in module.actor.layers[:-1]:
         torch.testing.assert_close(row_norms(hidden), torch.full((hidden.out_features,), 5 / 3))
     gaussian_head = module.actor.layers[-1]
     torch.testing.assert_close(row_norms(gaussian_head), torch.ones(6))
     assert sum(p.numel() for p in module.actor.parameters()) > 2_500_000
+
+
+def test_critic_head_keeps_torch_default_linear_init():
+    """The original's critic head is a default nn.Linear: weight and bias ~ U(-1/sqrt(128), 1/sqrt(128)),
+    for the plain critic (RNN+S) and as the generated head's base (RNN+HN)."""
+    torch.manual_seed(4)
+    bound = 1 / np.sqrt(128)
+    plain = make_module("rnn_s").critic.net[-1]
+    generated = make_module("rnn_hn").critic.layers[-1]
+    cond = torch.randn(1, 25)
+    for weight, bias in ((plain.weight.detach(), plain.bias.detach()),
+                         (generated.generated_weight(cond)[0], generated.generated_bias(cond)[0])):
+        assert weight.abs().max() <= bound and weight.abs().max() > 0.8 * bound
+        assert bias.abs().max() <= bound and torch.count_nonzero(bias) == 1
 
 
 def test_kaiming_variant_depends_on_latent_from_the_start():

@@ -101,7 +101,8 @@ def test_load_results_tidy_evaluation_points(results_dir):
     assert len(evals) == 8 * 4 - 1  # 8 trials x 4 evaluations, one trial stopped after 3
     assert list(evals.columns) == [
         "env", "method", "lr", "seed", "frames", "eval_trial_return",
-        "eval_inner_return_1", "eval_inner_return_2", "eval_inner_return_3", "eval_inner_return_4", "trial_dir",
+        "eval_inner_return_1", "eval_inner_return_2", "eval_inner_return_3", "eval_inner_return_4",
+        "train_trial_return", "trial_dir",
     ]
     rnn_73 = evals[(evals["method"] == "rnn") & (evals["lr"] == 1e-3) & (evals["seed"] == 73)]
     assert rnn_73["frames"].tolist() == [2000, 4000, 6000, 8000]
@@ -180,6 +181,9 @@ def test_summary_means_and_ci_over_seeds(results_dir):
     assert (rnn["final_ci_low"], rnn["final_ci_high"]) == pytest.approx((-1.0, 1.0))
     assert (rnn["auc_ci_low"], rnn["auc_ci_high"]) == pytest.approx((6.5, 8.5))
     assert summary.loc["rnn_hn", "final_mean"] == pytest.approx(5.0)
+    # the training return written beside each evaluation is half of it (write_trial)
+    assert rnn["final_train_mean"] == pytest.approx(0.0)
+    assert (rnn["final_train_ci_low"], rnn["final_train_ci_high"]) == pytest.approx((-0.5, 0.5))
 
 
 # --- bootstrap, smoothing --------------------------------------------------------------------

@@ -87,6 +87,7 @@ def test_train_end_to_end_writes_tune_results(ray_session, tmp_path, capsys):
     assert df["rl_hyper/method"].iloc[0] == "rnn_hn" and df["rl_hyper/seed"].iloc[0] == 73
     evals = df["rl_hyper/eval_trial_return"].dropna()
     assert len(evals) == len(df) and evals.between(-6.0 - 1e-4, 44.3).all()
+    assert (df["rl_hyper/eval_trials"] == 21).all()  # every goal of GridNavi: the exact evaluation
     inner = df[[f"rl_hyper/eval_inner_return_{k}" for k in range(1, 5)]].sum(axis=1)
     np.testing.assert_allclose(inner, df["rl_hyper/eval_trial_return"], rtol=1e-5)
     versions = json.loads((tmp_path / "e2e" / "versions.json").read_text())
@@ -156,3 +157,4 @@ def test_train_end_to_end_other_envs(env, frames, ray_session, tmp_path):
     assert np.isfinite(df["rl_hyper/eval_trial_return"].iloc[-1])
     inner = [c for c in df.columns if c.startswith("rl_hyper/eval_inner_return_")]
     assert len(inner) == {"CheetahDir": 1, "MC-LS": 2}[env]
+    assert (df["rl_hyper/eval_trials"] == 16).all()  # both tasks x 8 trials

@@ -44,6 +44,9 @@ class GridNavi(gym.Env):
     def sample_task(self, rng: np.random.Generator) -> tuple[int, int]:
         return GOAL_CELLS[int(rng.integers(len(GOAL_CELLS)))]
 
+    def all_tasks(self) -> list[tuple[int, int]]:
+        return list(GOAL_CELLS)
+
     def set_task(self, task) -> None:
         self.goal = (int(task[0]), int(task[1]))
 

@@ -353,6 +353,9 @@ class MinecraftMaze(gym.Env):
     def sample_task(self, rng: np.random.Generator) -> float:
         return UP if rng.random() < 0.5 else DOWN
 
+    def all_tasks(self) -> list[float]:
+        return [UP, DOWN]
+
     def set_task(self, task) -> None:
         self.indicator = UP if float(task) > 0 else DOWN
 

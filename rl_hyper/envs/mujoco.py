@@ -77,6 +77,10 @@ class _MujocoTask(gym.Env):
         self.action_space = sim.action_space
         self.render_mode = sim.render_mode
 
+    def all_tasks(self) -> list | None:
+        """None: a continuous task distribution (CheetahDir and AntDir list theirs)."""
+        return None
+
     def _observation(self, sim_obs: np.ndarray) -> np.ndarray:
         return sim_obs.astype(np.float32)
 
@@ -126,6 +130,9 @@ class CheetahDir(_HalfCheetahTask):
 
     def sample_task(self, rng: np.random.Generator) -> float:
         return 1.0 if rng.random() < 0.5 else -1.0
+
+    def all_tasks(self) -> list[float]:
+        return [1.0, -1.0]
 
     def set_task(self, task) -> None:
         self.direction = float(task)
@@ -182,6 +189,9 @@ class AntDir(_MujocoTask):
 
     def sample_task(self, rng: np.random.Generator) -> float:
         return self.angles[int(rng.integers(len(self.angles)))]
+
+    def all_tasks(self) -> list[float]:
+        return list(self.angles)
 
     def set_task(self, task) -> None:
         self.angle = float(task)

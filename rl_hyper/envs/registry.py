@@ -20,12 +20,17 @@ from rl_hyper.envs.trial import MetaTask, TrialWrapper
 
 @dataclass(frozen=True)
 class EnvEntry:
-    """One registered environment: `factory(**env_config)` builds its task env."""
+    """One registered environment: `factory(**env_config)` builds its task env.
+
+    boundary_obs: what the trial env shows at an inner-episode boundary (see envs/trial.py), as
+    the original code does: the terminal obs everywhere but in its mazes (MC-LS: the reset obs).
+    """
 
     name: str
     family: str  # "grid", "minecraft" or "mujoco": selects PPO settings and encoder sizes
     factory: Callable[..., MetaTask]
     description: str
+    boundary_obs: str = "terminal"
 
 
 ENVS: dict[str, EnvEntry] = {
@@ -34,7 +39,8 @@ ENVS: dict[str, EnvEntry] = {
         EnvEntry("GridNavi", "grid", lambda **kw: GridNavi("sparse", **kw), "5x5 grid, hidden goal, sparse reward"),
         EnvEntry("GridNavi-Dense", "grid", lambda **kw: GridNavi("dense", **kw), "5x5 grid, L1-distance reward"),
         EnvEntry("GridNavi-Show", "grid", lambda **kw: GridNavi("show", **kw), "5x5 grid, goal shown at the start cell"),
-        EnvEntry("MC-LS", "minecraft", MinecraftMaze, "Minecraft-style maze: remember the indicator over 16 rooms"),
+        EnvEntry("MC-LS", "minecraft", MinecraftMaze, "Minecraft-style maze: remember the indicator over 16 rooms",
+                 boundary_obs="reset"),
         EnvEntry("CheetahDir", "mujoco", CheetahDir, "HalfCheetah, run forward or backward"),
         EnvEntry("CheetahVel", "mujoco", CheetahVel, "HalfCheetah, run at a target velocity in [0, 3]"),
         EnvEntry("AntDir", "mujoco", AntDir, "Ant, run in one of two directions"),
@@ -54,8 +60,12 @@ def get_entry(name: str) -> EnvEntry:
 
 
 def make_trial_env(name: str, env_config: dict | None = None) -> TrialWrapper:
-    """Build the trial env for `name`; `env_config` entries are task-env keyword arguments."""
-    return TrialWrapper(get_entry(name).factory(**dict(env_config or {})))
+    """Build the trial env for `name`. `env_config` entries are task-env keyword arguments, except
+    "boundary_obs" ("terminal" | "reset"), which overrides the entry's trial-wrapper default."""
+    entry = get_entry(name)
+    task_kwargs = dict(env_config or {})
+    boundary_obs = task_kwargs.pop("boundary_obs", entry.boundary_obs)
+    return TrialWrapper(entry.factory(**task_kwargs), boundary_obs=boundary_obs)
 
 
 def gym_id(name: str) -> str:

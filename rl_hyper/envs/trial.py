@@ -2,11 +2,18 @@
 
 `TrialWrapper` turns a `MetaTask` env (one MDP per task) into the env RLlib samples from:
 
-    reset():  sample a task from the wrapper's seeded RNG, set it, reset the task env.
+    reset():  sample a task from the wrapper's seeded RNG (or take options["task"]), set it,
+              reset the task env.
     step(a):  step the task env; when an inner episode ends (terminated, or its step limit is
               reached) and fewer than K have been played, reset the task env with the same task
               and raise the inner-episode-ended flag; after the K-th inner episode the trial ends
               with terminated=True (returns and GAE flow across inner-episode boundaries).
+
+The observation returned at an inner-episode boundary (`boundary_obs`):
+    "terminal": the task obs of the step that ended the episode (its last position), with the
+                flag up; the task env is already reset, so the next action acts from the start
+                state. The original code does this on every env but its mazes.
+    "reset":    the start obs of the next episode, with the flag up (the original's mazes, MC-LS).
 
 Observation (float32, flat), laid out as `ObsLayout` says:
     [task obs (S), inner-episode-ended flag (1, only when K > 1),
@@ -45,6 +52,9 @@ class MetaTask(Protocol):
 
     def sample_task(self, rng: np.random.Generator) -> Any:
         """Draw a task using only `rng` (so one seed gives one task sequence everywhere)."""
+
+    def all_tasks(self) -> list | None:
+        """Every task of a finite task distribution (uniform over them), else None."""
 
     def set_task(self, task: Any) -> None:
         """Make `task` the current task; it stays until the next call."""
@@ -87,15 +97,21 @@ def action_feature_size(space: gym.Space) -> int:
     raise TypeError(f"unsupported action space {space}")
 
 
+BOUNDARY_OBS = ("terminal", "reset")
+
+
 class TrialWrapper(gym.Env):
     """Plays K inner episodes of one task as one gymnasium episode (see module docstring)."""
 
     metadata = {"render_modes": []}
 
-    def __init__(self, task_env: MetaTask):
+    def __init__(self, task_env: MetaTask, boundary_obs: str = "terminal"):
         if not isinstance(task_env, MetaTask):
             raise TypeError(f"{type(task_env).__name__} does not implement the MetaTask protocol")
+        if boundary_obs not in BOUNDARY_OBS:
+            raise ValueError(f"unknown boundary_obs {boundary_obs!r}; choose from {BOUNDARY_OBS}")
         self.task_env = task_env
+        self.boundary_obs = boundary_obs
         self.episodes_per_trial = int(task_env.episodes_per_trial)
         self.max_episode_steps = int(task_env.max_episode_steps)
         self.trial_length = self.episodes_per_trial * self.max_episode_steps
@@ -138,7 +154,8 @@ class TrialWrapper(gym.Env):
         if not self._task_env_seeded:  # the task env's own RNG (initial-state noise) follows ours
             task_seed = int(self.np_random.integers(2**31 - 1))
             self._task_env_seeded = True
-        self.task_env.set_task(self.task_env.sample_task(self.np_random))
+        task = (options or {}).get("task")
+        self.task_env.set_task(self.task_env.sample_task(self.np_random) if task is None else task)
         task_obs, _ = self.task_env.reset(seed=task_seed)
         self._inner_episode = 0
         self._inner_step = 0
@@ -156,7 +173,9 @@ class TrialWrapper(gym.Env):
             if self._inner_episode + 1 < self.episodes_per_trial:
                 self._inner_episode += 1
                 self._inner_step = 0
-                task_obs, _ = self.task_env.reset()
+                start_obs, _ = self.task_env.reset()
+                if self.boundary_obs == "reset":
+                    task_obs = start_obs
             else:
                 trial_done = True
         info = self._info()

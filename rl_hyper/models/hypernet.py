@@ -15,7 +15,8 @@ which is mathematically identical and ~10x faster on a CPU (dense GEMM instead o
 matrix-vector products). Parameter count per layer: (C + 1) * (out * in + out).
 
 Initialisation (PAPER_SPEC "Bias-HyperInit"):
-    "bias":    A_k = 0, B_k = 0 for k >= 1; A_0 drawn as the base layer's own init; B_0 = 0.
+    "bias":    A_k = 0, B_k = 0 for k >= 1; A_0 and B_0 drawn as the base layer's own init
+               (B_0 = 0 but for the critic head, see init.py).
                At step 0 the generated layer is an ordinary, latent-independent layer.
     "kaiming": every head Linear(C -> out*in) kaiming-uniform (fan_in = C) with zero head bias,
                so A_0 = B_0 = 0 and W(e) depends on e from step 0 with a large scale.
@@ -28,7 +29,7 @@ import math
 import torch
 from torch import nn
 
-from rl_hyper.models.init import init_weight_
+from rl_hyper.models.init import init_bias_, init_weight_
 
 
 class GeneratedLinear(nn.Module):
@@ -43,6 +44,7 @@ class GeneratedLinear(nn.Module):
             if init == "bias":
                 base = torch.empty(out_features, in_features)
                 self.weight_heads[:, cond_dim, :] = init_weight_(base, base_kind)
+                init_bias_(self.bias_heads[cond_dim], base_kind, in_features)
             elif init == "kaiming":
                 bound = math.sqrt(6.0 / cond_dim)  # kaiming_uniform_, a=0, fan_in = C
                 self.weight_heads[:, :cond_dim, :].uniform_(-bound, bound)

@@ -202,8 +202,14 @@ class MetaRLModule(TorchRLModule, ValueFunctionAPI):
             out = trunk(state_emb.reshape(-1, state_emb.shape[-1]), latent_emb.reshape(-1, latent_emb.shape[-1]))
         return out.reshape(*lead, -1)
 
+    @staticmethod
+    def features_at(features: dict[str, torch.Tensor], steps: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The policy's inputs at some steps: features (B, T, ...) of `encode`, steps (B, T) bool
+        -> latent_emb (N, E) and (when read) state_emb (N, 256), N = steps.sum()."""
+        return {name: features[name][steps] for name in ("latent_emb", "state_emb") if name in features}
+
     def action_dist_inputs(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
-        """features -> logits (B, T, n) or [mean, log_std] (B, T, 2A)."""
+        """features (leading dims (B, T) or (N,)) -> logits (..., n) or [mean, log_std] (..., 2A)."""
         actor_out = self._trunk(self.actor, features)
         if self.log_std is None:
             return actor_out
@@ -283,15 +289,14 @@ class MetaRLModule(TorchRLModule, ValueFunctionAPI):
         self.warm_up_active.fill_(False)
 
     def _forward_train(self, batch: dict, **kwargs) -> dict[str, Any]:
+        """The encoder and embeddings over the whole (B, T) batch; the learner runs the actor and
+        critic only on its minibatch's steps (`features_at`, `action_dist_inputs`, `compute_values`)."""
         features = self.encode(batch)
-        return {
-            Columns.ACTION_DIST_INPUTS: self.action_dist_inputs(features),
-            Columns.STATE_OUT: {"h": features["h"]},
-            Columns.EMBEDDINGS: features,
-        }
+        return {Columns.STATE_OUT: {"h": features["h"]}, Columns.EMBEDDINGS: features}
 
     def compute_values(self, batch: dict, embeddings: Any = None) -> torch.Tensor:
-        """Critic values (B, T); `embeddings` are the features of `_forward_train` when given."""
+        """Critic values (B, T), or (N,) for `embeddings` from `features_at`; with `embeddings`
+        None the batch is encoded first."""
         features = embeddings if embeddings is not None else self.encode(batch)
         return self._trunk(self.critic, features).squeeze(-1)
 

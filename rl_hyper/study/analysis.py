@@ -39,7 +39,7 @@ INNER_PREFIX = "eval_inner_return_"
 Select = Literal["auc", "final"]
 SELECT_RULES = ("auc", "final")
 
-_REQUIRED = ("env", "method", "lr", "seed", "frames", "eval_trial_return")
+_REQUIRED = ("env", "method", "lr", "seed", "frames", "eval_trial_return", "train_trial_return")
 _TRIAL_COLUMNS = ("num_params", "time_total_s", "sampler_time_s", "learner_time_s")
 
 
@@ -101,10 +101,12 @@ def inner_return_columns(table: pd.DataFrame) -> list[str]:
 def evaluation_points(progress: pd.DataFrame) -> pd.DataFrame:
     """Tidy evaluation points: one row per trial x evaluation, sorted by trial then frames.
 
-    Columns: env, method, lr, seed, frames, eval_trial_return, eval_inner_return_1..K, trial_dir.
+    Columns: env, method, lr, seed, frames, eval_trial_return, eval_inner_return_1..K,
+    train_trial_return (the training trials' mean return of the same iteration), trial_dir.
     """
     points = progress[progress["eval_trial_return"].notna()]
-    columns = [*TRIAL_KEY, "frames", "eval_trial_return", *inner_return_columns(progress), "trial_dir"]
+    columns = [*TRIAL_KEY, "frames", "eval_trial_return", *inner_return_columns(progress), "train_trial_return",
+               "trial_dir"]
     return points[columns].sort_values([*TRIAL_KEY, "frames"]).reset_index(drop=True)
 
 
@@ -123,9 +125,12 @@ def trial_table(progress: pd.DataFrame) -> pd.DataFrame:
 
 
 def per_seed_scores(evals: pd.DataFrame) -> pd.DataFrame:
-    """Per trial: auc = mean eval_trial_return over all its evaluation points, final = the last one."""
-    ordered = evals.sort_values("frames", kind="stable").groupby(TRIAL_KEY)["eval_trial_return"]
-    return ordered.agg(auc="mean", final="last").reset_index()
+    """Per trial: auc = mean eval_trial_return over all its evaluation points, final = the last one,
+    final_train = the training (stochastic) return at that last evaluation point."""
+    ordered = evals.sort_values("frames", kind="stable").groupby(TRIAL_KEY)
+    scores = ordered["eval_trial_return"].agg(auc="mean", final="last")
+    scores["final_train"] = ordered["train_trial_return"].last()
+    return scores.reset_index()
 
 
 def best_lr(evals: pd.DataFrame, select: Select = "auc") -> pd.DataFrame:
@@ -161,12 +166,12 @@ def bootstrap_ci(
 
 
 def summary_table(evals: pd.DataFrame, best: pd.DataFrame) -> pd.DataFrame:
-    """Per (env, method) at its best lr: n_seeds, final and auc means with 68% bootstrap CIs."""
+    """Per (env, method) at its best lr: n_seeds, final, auc and final_train means with 68% bootstrap CIs."""
     scores = per_seed_scores(evals).merge(best[[*METHOD_KEY, "lr"]], on=[*METHOD_KEY, "lr"])
     rows = []
     for (env, method), group in scores.groupby(METHOD_KEY):
         row = {"env": env, "method": method, "lr": group["lr"].iloc[0], "n_seeds": len(group)}
-        for stat in ("final", "auc"):
+        for stat in ("final", "auc", "final_train"):
             low, high = bootstrap_ci(group[stat].to_numpy())
             row |= {f"{stat}_mean": group[stat].mean(), f"{stat}_ci_low": float(low), f"{stat}_ci_high": float(high)}
         rows.append(row)

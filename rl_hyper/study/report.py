@@ -7,8 +7,8 @@ writes into the output directory:
     trials.csv                one row per trial: final frames, parameters, times
     curves_<env>.png          learning curves per method at its best lr (mean, 68% bootstrap CI)
     inner_episodes_<env>.png  return of each inner episode at the end of training per method
-    report.md, report.html    best-lr, summary, compute and missing-trials tables; the html embeds
-                              the plots as base64 PNGs
+    report.md, report.html    best-lr, summary, paper-claims, compute and missing-trials tables;
+                              the html embeds the plots as base64 PNGs
 Plots are drawn on matplotlib Figure objects (Agg canvas); pyplot's global state is not touched.
 """
 
@@ -24,7 +24,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from rl_hyper.models.methods import METHODS
-from rl_hyper.study import analysis
+from rl_hyper.study import analysis, claims
 from rl_hyper.study.spec import Study
 
 _METHOD_RANK = {method_id: rank for rank, method_id in enumerate(METHODS)}
@@ -77,6 +77,7 @@ def write_report(
         sections.append(Section("Results", ["No evaluation points yet."]))
     else:
         best = analysis.best_lr(evals, select)
+        summary = analysis.summary_table(evals, best)
         images = [_plot_curves(analysis.learning_curves(evals, best), env, select, out) for env in best["env"].unique()]
         inner = analysis.inner_episode_returns(evals, best)
         images += [_plot_inner_episodes(inner, env, out) for env in inner["env"].unique()] if not inner.empty else []
@@ -85,10 +86,12 @@ def write_report(
             Section("Best learning rate", [f"Score = mean over seeds of '{select}'."], _by_method(best)),
             Section(
                 "Summary at the best learning rate",
-                ["final = return of the last evaluation; auc = mean return over all evaluations; "
-                 "[68% bootstrap CI over seeds]."],
-                _summary_display(analysis.summary_table(evals, best)),
+                ["final = return of the last evaluation (deterministic actions); auc = mean return over all "
+                 "evaluations; final train = the training trials' (stochastic actions) return at the last "
+                 "evaluation; [68% bootstrap CI over seeds]."],
+                _summary_display(summary),
             ),
+            _claims_section(summary),
             Section(
                 "Plots",
                 ["Learning curves: evaluation trial return against environment frames, each seed smoothed by a "
@@ -128,6 +131,30 @@ def _missing_section(study: Study | None, trials: pd.DataFrame) -> Section:
     return Section("Missing trials", [text], missing)
 
 
+def _claims_section(summary: pd.DataFrame) -> Section:
+    evaluated = claims.evaluate_claims(summary)
+    if evaluated.empty:
+        return Section(
+            "Paper claims",
+            ["No claim of PAPER_SPEC section 7 is testable: no env has results for a claimed better method "
+             "and a method it is compared with."],
+        )
+    text = (
+        "Claims of PAPER_SPEC section 7 that these results can test, at each method's best learning rate: "
+        "one row per comparison of the method the claim says is better (better) with another (worse), on auc "
+        "and final [68% bootstrap CI over seeds]. A comparison is supported or contradicted when the two CIs "
+        "are apart; a claim is supported when all its comparisons in that env and metric are, contradicted when "
+        "any is."
+    )
+    shown = evaluated[["claim", "env", "metric", "better"]].copy()
+    shown["better [68% CI]"] = _with_ci(evaluated, "better")
+    shown["worse"] = evaluated["worse"]
+    shown["worse [68% CI]"] = _with_ci(evaluated, "worse")
+    shown["comparison"] = evaluated["verdict"]
+    shown["claim verdict"] = evaluated["claim_verdict"]
+    return Section("Paper claims", [text], shown)
+
+
 def _method_label(method_id: str) -> str:
     return METHODS[method_id].name if method_id in METHODS else method_id
 
@@ -143,12 +170,15 @@ def _summary_display(summary: pd.DataFrame) -> pd.DataFrame:
     """Summary with each statistic as 'mean [low, high]'."""
     table = _by_method(summary)
     shown = table[["env", "method", "lr", "n_seeds"]].copy()
-    for stat in ("final", "auc"):
-        shown[f"{stat} [68% CI]"] = [
-            f"{mean:.2f} [{low:.2f}, {high:.2f}]"
-            for mean, low, high in zip(table[f"{stat}_mean"], table[f"{stat}_ci_low"], table[f"{stat}_ci_high"])
-        ]
+    for stat in ("final", "auc", "final_train"):
+        shown[f"{stat.replace('_', ' ')} [68% CI]"] = _with_ci(table, stat)
     return shown
+
+
+def _with_ci(table: pd.DataFrame, prefix: str) -> list[str]:
+    """'mean [low, high]' per row from the columns <prefix>_mean, <prefix>_ci_low, <prefix>_ci_high."""
+    columns = zip(table[f"{prefix}_mean"], table[f"{prefix}_ci_low"], table[f"{prefix}_ci_high"])
+    return [f"{mean:.2f} [{low:.2f}, {high:.2f}]" for mean, low, high in columns]
 
 
 def _plot_curves(curves: pd.DataFrame, env: str, select: str, out: Path) -> Path:

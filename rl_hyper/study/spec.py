@@ -140,6 +140,11 @@ class PPOOverrides(_Section):
     adam_eps: PositiveFloat | None = None
     lr_schedule: Literal["constant", "linear_to_zero"] | None = None  # MC-LS decays the LR to 0
     max_seq_len: PositiveInt | None = None  # GRU backprop window in steps; None = the full trial
+    # the original code's optimisation is the default; these switch parts of it off (training/learner.py)
+    minibatch_mode: Literal["random_steps", "sequences"] | None = None
+    value_loss: Literal["huber", "squared"] | None = None
+    encoder_optimizer: Literal["separate", "joint"] | None = None
+    encoder_adam_eps: PositiveFloat | None = None
 
     def overrides(self) -> dict[str, Any]:
         """The settings given in the file, as a dict (keys as above)."""
@@ -147,10 +152,11 @@ class PPOOverrides(_Section):
 
 
 class Evaluation(_Section):
-    """Periodic evaluation: fresh tasks, one full trial each."""
+    """Periodic evaluation, one full trial per task (training/evaluation.py)."""
 
     interval: PositiveInt = 10  # training iterations between evaluations
-    num_tasks: PositiveInt = 16
+    num_tasks: PositiveInt = 16  # trials (at least, with task_set "all")
+    task_set: Literal["all", "sampled"] = "all"  # "all": every task of a finite task set (GridNavi: 21)
     deterministic: StrictBool = True
 
 

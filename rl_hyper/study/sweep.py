@@ -31,7 +31,8 @@ def build_arguments(study: Study) -> dict:
         "env": study.env, "env_config": dict(study.env_config), "max_seq_len": ppo.pop("max_seq_len", None),
         "ppo": ppo, "num_env_runners": study.resources.num_env_runners,
         "envs_per_runner": study.resources.envs_per_runner, "eval_interval": study.evaluation.interval,
-        "eval_tasks": study.evaluation.num_tasks, "eval_deterministic": study.evaluation.deterministic,
+        "eval_tasks": study.evaluation.num_tasks, "eval_task_set": study.evaluation.task_set,
+        "eval_deterministic": study.evaluation.deterministic,
         "num_gpus_per_learner": study.resources.num_gpus_per_learner,
         "main_process_cpus": max(1, round(study.resources.cpus_per_trial) - study.resources.num_env_runners),
     }

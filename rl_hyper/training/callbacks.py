@@ -8,9 +8,11 @@ algorithm's result gets a flat section `rl_hyper` (progress.csv columns `rl_hype
     frames                       env steps sampled so far (warm-up frames included)
     train_trial_return           mean raw trial return of recent training trials
     train_inner_return_<k>       the same for inner episode k = 1..K
-    eval_trial_return            mean raw trial return of the last evaluation (deterministic
-                                 actions, fresh tasks); NaN on iterations without evaluation
+    eval_trial_return            mean raw trial return of this iteration's evaluation (see
+                                 training/evaluation.py: every task of a finite task set, else
+                                 sampled tasks); NaN on iterations without evaluation
     eval_inner_return_<k>        the same for inner episode k
+    eval_trials                  trials of that evaluation (21 on the grid-worlds); NaN without
     env_steps_per_s              frames of this iteration / its wall time
     sampler_time_s, learner_time_s   seconds spent sampling / updating, summed since the trial's
                                  process started (a resumed trial counts from its restart); sums of
@@ -32,6 +34,7 @@ from ray.rllib.core import DEFAULT_MODULE_ID
 
 from rl_hyper.envs.registry import make_trial_env
 from rl_hyper.models.methods import Method, get_method
+from rl_hyper.training.evaluation import EvaluationSettings, evaluation_tasks, play_trials
 
 TRIAL_RETURN = "trial_return"
 LEARNER_METRICS = ("total_loss", "policy_loss", "vf_loss", "entropy", "approx_kl", "clip_fraction")
@@ -57,10 +60,15 @@ def aux_metric_names(method: Method) -> tuple[str, ...]:
 
 
 class MetaMetricsCallbacks(RLlibCallback):
-    """Logs trial and inner-episode returns and assembles the `rl_hyper` result section."""
+    """Logs trial and inner-episode returns, evaluates every `evaluation.interval` iterations and
+    assembles the `rl_hyper` result section. Configure as
+    `config.callbacks(functools.partial(MetaMetricsCallbacks, evaluation=EvaluationSettings(...)))`."""
 
-    def __init__(self):
+    def __init__(self, evaluation: EvaluationSettings | None = None):
         super().__init__()
+        self.evaluation = evaluation or EvaluationSettings(interval=0)
+        self._eval_envs: list = []
+        self._eval_tasks: list = []
         self._num_params = None
         self._episodes_per_trial = 0
         self._sampler_time = 0.0
@@ -75,6 +83,20 @@ class MetaMetricsCallbacks(RLlibCallback):
         metrics_logger.log_value(TRIAL_RETURN, float(inner.sum()), window=window)
         for k, value in enumerate(inner, start=1):
             metrics_logger.log_value(inner_return_key(k), float(value), window=window)
+
+    def _evaluate(self, algorithm) -> dict:
+        """One evaluation of the current policy: {trial_return, inner_return_<k>, trials}."""
+        config = algorithm.config
+        if not self._eval_envs:
+            probe = make_trial_env(config.env, config.env_config)
+            self._eval_tasks = evaluation_tasks(probe, self.evaluation)
+            self._eval_envs = [probe] + [make_trial_env(config.env, config.env_config)
+                                         for _ in self._eval_tasks[1:]]
+        inner = play_trials(algorithm.get_module(), self._eval_envs, self._eval_tasks,
+                            deterministic=self.evaluation.deterministic, seed=self.evaluation.seed)
+        section = {TRIAL_RETURN: float(inner.sum(axis=1).mean()), "trials": len(self._eval_tasks)}
+        section.update({inner_return_key(k): float(value) for k, value in enumerate(inner.mean(axis=0), start=1)})
+        return section
 
     @staticmethod
     def _returns(section: dict, prefix: str, episodes_per_trial: int) -> dict:
@@ -103,9 +125,10 @@ class MetaMetricsCallbacks(RLlibCallback):
             "num_params": self._num_params,
         }
         section.update(self._returns(result["env_runners"], "train", self._episodes_per_trial))
-        evaluated_now = config.evaluation_interval and result["training_iteration"] % config.evaluation_interval == 0
-        evaluation = result.get("evaluation", {}).get("env_runners", {}) if evaluated_now else {}
-        section.update(self._returns(evaluation, "eval", self._episodes_per_trial))  # RLlib repeats old evals
+        interval = self.evaluation.interval
+        evaluation = self._evaluate(algorithm) if interval and result["training_iteration"] % interval == 0 else {}
+        section.update(self._returns(evaluation, "eval", self._episodes_per_trial))
+        section["eval_trials"] = float(evaluation.get("trials", math.nan))
         section.update({name: math.nan for name in aux_metric_names(get_method(config.model_config["method"]))})
         learner = result.get("learners", {}).get(DEFAULT_MODULE_ID, {})
         for name, value in learner.items():

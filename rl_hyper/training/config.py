@@ -13,6 +13,7 @@ batch is cut into sequences of at most `max_seq_len` steps plus one bootstrap st
 from __future__ import annotations
 
 import math
+import functools
 from dataclasses import dataclass, replace
 
 from ray.rllib.algorithms.ppo import PPOConfig
@@ -24,6 +25,7 @@ from rl_hyper.models.methods import get_method
 from rl_hyper.models.module import MetaRLModule
 from rl_hyper.training.callbacks import MetaMetricsCallbacks
 from rl_hyper.training.connectors import AddCurrentTaskToBatch
+from rl_hyper.training.evaluation import EvaluationSettings
 from rl_hyper.training.learner import MetaPPOLearner
 
 
@@ -44,6 +46,11 @@ class PPOSettings:
     lr_schedule: str = "constant"  # or "linear_to_zero": linear decay to 0 over the frame budget
     vf_loss_coeff: float = 0.5
     grad_clip: float = 0.5
+    # how the original code optimises (training/learner.py); the alternatives are switches
+    minibatch_mode: str = "random_steps"  # or "sequences": RLlib's minibatches of whole sequences
+    value_loss: str = "huber"  # or "squared"
+    encoder_optimizer: str = "separate"  # or "joint": RNN methods' encoder in the policy's Adam
+    encoder_adam_eps: float = 1e-8
 
 
 _GRID = PPOSettings(4_000_000, 16, 60, 2, 4, 0.05, 0.1, 0.95, 0.95, 1e-5)
@@ -122,14 +129,15 @@ def padded_minibatch_size(num_envs: int, rollout_steps: int, max_seq_len: int, m
 def build_config(env: str, method: str, *, lr: float, seed: int, frames: int | None = None,
                  num_env_runners: int = 0, envs_per_runner: int | None = None, ppo: dict | None = None,
                  env_config: dict | None = None, max_seq_len: int | None = None,
-                 eval_interval: int = 10, eval_tasks: int = 16, eval_deterministic: bool = True,
+                 eval_interval: int = 10, eval_tasks: int = 16, eval_task_set: str = "all", eval_deterministic: bool = True,
                  num_gpus_per_learner: float = 0, main_process_cpus: int = 1, aux: dict | None = None) -> PPOConfig:
     """The PPOConfig of one trial.
 
     env / method: registry names (validated here). frames: budget (used for LR decay; stopping is
     the caller's). envs_per_runner: default = the paper's parallel envs spread over the runners.
     max_seq_len: backprop length; default = full trial (+1 bootstrap step). eval_interval: in
-    iterations (0 = no evaluation); eval_deterministic: greedy / mean actions in evaluation.
+    iterations (0 = no evaluation); eval_tasks, eval_task_set ("all" | "sampled"),
+    eval_deterministic: see training/evaluation.py.
     main_process_cpus: CPUs of the trial's own process (sampling with 0 runners, and learning);
     it runs that many torch threads. aux: overrides of the env's `AuxSettings` (field -> value).
     """
@@ -144,7 +152,10 @@ def build_config(env: str, method: str, *, lr: float, seed: int, frames: int | N
     max_seq_len = max_seq_len or probe.trial_length + 1
     model_config = {"method": method, "max_seq_len": max_seq_len, **probe.layout.as_model_config(),
                     **_lookup(MODEL_SIZES, env)}
-    learner_config = {"adam_eps": settings.adam_eps}
+    learner_config = {"adam_eps": settings.adam_eps, "minibatch_mode": settings.minibatch_mode,
+                      "minibatches": settings.minibatches, "minibatch_updates": settings.num_epochs * settings.minibatches,
+                      "value_loss": settings.value_loss, "encoder_optimizer": settings.encoder_optimizer,
+                      "encoder_adam_eps": settings.encoder_adam_eps}
     if method_row.aux_loss != "none":
         model_config.update(decoder=aux_set.decoder, decoder_hidden=list(aux_set.decoder_hidden),
                             task_decoder_hidden=list(aux_set.task_decoder_hidden), task_dim=probe.task_env.task_dim,
@@ -173,20 +184,15 @@ def build_config(env: str, method: str, *, lr: float, seed: int, frames: int | N
             minibatch_size=padded_minibatch_size(num_envs, settings.rollout_steps_per_env, max_seq_len,
                                                  settings.minibatches),
             grad_clip=settings.grad_clip, grad_clip_by="global_norm", use_kl_loss=False, kl_coeff=0.0,
-            shuffle_batch_per_epoch=True,
+            shuffle_batch_per_epoch=settings.minibatch_mode == "sequences",
         )
-        .callbacks(MetaMetricsCallbacks)
+        .callbacks(functools.partial(MetaMetricsCallbacks, evaluation=EvaluationSettings(
+            interval=eval_interval, num_tasks=eval_tasks, task_set=eval_task_set,
+            deterministic=eval_deterministic, seed=seed + 100_000)))
         .reporting(metrics_num_episodes_for_smoothing=max(num_envs, 1))
         .debugging(seed=seed)
     )
     if method_row.warm_up != "none":  # the env runners act on g(c) during the warm-up
         config.env_runners(env_to_module_connector=lambda env=None, spaces=None, device=None: AddCurrentTaskToBatch())
-    if eval_interval > 0:
-        config.evaluation(
-            evaluation_interval=eval_interval, evaluation_duration=eval_tasks, evaluation_duration_unit="episodes",
-            evaluation_num_env_runners=0,
-            evaluation_config={"explore": not eval_deterministic, "seed": seed + 100_000, "num_envs_per_env_runner": eval_tasks,
-                               "metrics_num_episodes_for_smoothing": eval_tasks},
-        )
     return config
 

@@ -1,14 +1,32 @@
 """MetaPPOLearner: the paper's PPO loss (PAPER_SPEC section 5) on RLlib's torch learner.
 
-Loss per real (unpadded) step, averaged with `Columns.LOSS_MASK`:
+Loss per step of the minibatch, averaged over its steps:
 
     ratio   = exp(logp_new - logp_old)
     policy  = -min(A * ratio, A * clip(ratio, 1 - eps, 1 + eps))
-    value   = 0.5 * max((v - R)^2, (v_old + clip(v - v_old, -eps, eps) - R)^2)   (PPO2 value clipping)
+    value   = 0.5 * max(L(v, R), L(v_old + clip(v - v_old, -eps, eps), R))   (PPO2 value clipping)
+              with L the Huber loss (smooth L1, beta 1; the original code's) or the squared error
+              (learner_config_dict["value_loss"]: "huber" | "squared")
     total   = policy + vf_loss_coeff * value - entropy_coeff * entropy
 
 Advantages A and targets R come from `RewardNormalizingGAE` (which replaces RLlib's GAE piece).
-Adam uses `learner_config_dict["adam_eps"]`. No KL penalty (`use_kl_loss=False`).
+No KL penalty (`use_kl_loss=False`).
+
+Minibatches (learner_config_dict["minibatch_mode"]):
+    "random_steps" (the original code's): every epoch permutes the batch's real steps and cuts
+        them into `minibatches` equal parts (the remainder is dropped). Each minibatch runs the
+        encoder GRU over every whole sequence of the batch (so each step's latent comes from the
+        current encoder and its full history) and the actor and critic on its own steps only;
+        `MINIBATCH_MASK` (B, T) marks them.
+    "sequences": RLlib's own minibatches of whole padded sequences (episode chunks), loss on
+        their real steps (`Columns.LOSS_MASK`).
+
+Optimisers: the policy (and embeddings, g) in the default Adam with the PPO learning rate and
+`adam_eps`. The encoder GRU and its embeddings of the methods without an auxiliary objective (RNN,
+RNN+S, RNN+HN) have their own Adam ("encoder", same learning rate and schedule,
+`encoder_adam_eps`, default 1e-8) when learner_config_dict["encoder_optimizer"] is "separate" (the
+original code's), or share the default one when "joint". RLlib clips the gradients' global norm
+per optimiser (`grad_clip`), so a separate encoder optimiser has its own clip, as in the original.
 
 Auxiliary objectives (methods.py `aux_loss`), added to the PPO loss of the same minibatch:
 
@@ -27,26 +45,29 @@ the ELBO reconstructs the whole trial's rewards. When a rollout or `max_seq_len`
 (Walker: 200-step rollouts of 400-step trials), the ELBO of a chunk reconstructs only that chunk's
 targets, and its first KL term is taken against N(0, I) rather than the previous chunk's posterior.
 
-Optimisers: with an auxiliary objective, the encoder and the decoders have their own Adam
-("aux", lr = learner_config_dict["aux_lr"], fixed); every other parameter (policy, embeddings,
-g) is in the default Adam with the PPO learning rate. The PPO gradient never reaches the encoder
-for these methods (stop-gradient at the latent) and the auxiliary losses never reach the policy,
-so the summed loss trains each part by its own objective. RLlib clips the gradients' global norm
-per optimiser (`grad_clip`).
+With an auxiliary objective, the encoder and the decoders have their own Adam ("aux", lr =
+learner_config_dict["aux_lr"], fixed). The PPO gradient never reaches the encoder for these
+methods (stop-gradient at the latent) and the auxiliary losses never reach the policy, so the
+summed loss trains each part by its own objective.
 
 Warm-up (TI, TI++): the module's `warm_up_active` buffer is True for the first
 learner_config_dict["warm_up_updates"] calls of `update` (one call = one PPO update of all
 epochs and minibatches on one training batch); after the last one `module.end_warm_up()` leaves
 it (and for "reset" re-initialises the policy, whose Adam moments are then cleared too).
 
-Metrics per update (window 1, under the module id): aux_reconstruction_nll, aux_kl, aux_elbo,
+Metrics per update (under the module id): policy_loss, vf_loss, entropy, approx_kl, clip_fraction
+as means over the update's minibatches; (window 1:) aux_reconstruction_nll, aux_kl, aux_elbo,
 aux_task_loss (only the ones of the method), and warm_up (1.0 during a warm-up update, else 0.0;
 warm-up methods only). The README's metrics table lists them.
 """
 
 from __future__ import annotations
 
+from typing import Iterator
+
+import numpy as np
 import torch
+import torch.nn.functional as F
 from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
 from ray.rllib.connectors.learner import GeneralAdvantageEstimation
 from ray.rllib.core.columns import Columns
@@ -55,12 +76,40 @@ from ray.rllib.evaluation.postprocessing import Postprocessing
 from rl_hyper.training.connectors import AddTaskToTrainBatch, RewardNormalizingGAE
 
 AUX_OPTIMIZER = "aux"
+ENCODER_OPTIMIZER = "encoder"
+MINIBATCH_MASK = "minibatch_mask"  # (B, T) bool: the steps of one random-step minibatch
+MINIBATCH_MODES = ("random_steps", "sequences")
+VALUE_LOSSES = ("huber", "squared")
+ENCODER_OPTIMIZERS = ("separate", "joint")
+
+
+def random_step_masks(loss_mask: torch.Tensor, minibatches: int, rng: np.random.Generator) -> list[torch.Tensor]:
+    """One epoch of random-step minibatches: loss_mask (B, T) bool -> `minibatches` disjoint (B, T)
+    bool masks of len(real steps) // minibatches randomly chosen real steps each."""
+    real = np.flatnonzero(loss_mask.reshape(-1).cpu().numpy())
+    order = rng.permutation(real)
+    size = len(real) // minibatches
+    masks = []
+    for k in range(minibatches):
+        mask = torch.zeros(loss_mask.numel(), dtype=torch.bool, device=loss_mask.device)
+        mask[torch.as_tensor(order[k * size:(k + 1) * size], device=loss_mask.device)] = True
+        masks.append(mask.reshape(loss_mask.shape))
+    return masks
 
 
 def observed_steps(loss_mask: torch.Tensor) -> torch.Tensor:
     """loss_mask (B, T) bool -> (B, T) bool: the real steps plus the bootstrap step after them."""
     shifted = torch.cat([torch.zeros_like(loss_mask[:, :1]), loss_mask[:, :-1]], dim=1)
     return loss_mask | shifted
+
+
+def value_error_fn(kind: str):
+    """The per-step value error L(v, R) -> (N,): "huber" (smooth L1, beta 1) or "squared"."""
+    if kind == "huber":
+        return lambda values, targets: F.smooth_l1_loss(values, targets, reduction="none")
+    if kind == "squared":
+        return lambda values, targets: (values - targets).pow(2)
+    raise ValueError(f"unknown value_loss {kind!r}; choose from {VALUE_LOSSES}")
 
 
 class MetaPPOLearner(PPOTorchLearner):
@@ -81,19 +130,45 @@ class MetaPPOLearner(PPOTorchLearner):
             if module.in_warm_up() and extra["warm_up_updates"] <= int(module.warm_up_updates_done):
                 self.end_warm_up(module_id)
 
+        self._minibatch_rng = np.random.default_rng(self.config.seed)
+
     def configure_optimizers_for_module(self, module_id, config=None) -> None:
         module = self._module[module_id].unwrapped()
         extra = config.learner_config_dict
-        aux_params = module.aux_parameters()
-        aux_ids = {id(p) for p in aux_params}
-        params = [p for p in self.get_parameters(module) if id(p) not in aux_ids]
+        own_optimizers = []  # (name, params, lr or schedule, Adam eps): parts with an Adam of their own
+        if module.aux_parameters():
+            own_optimizers.append((AUX_OPTIMIZER, module.aux_parameters(), extra.get("aux_lr", 1e-3), 1e-8))
+        elif extra.get("encoder_optimizer", "separate") == "separate":
+            own_optimizers.append((ENCODER_OPTIMIZER, list(module.encoder.parameters()), config.lr,
+                                   extra.get("encoder_adam_eps", 1e-8)))
+        owned = {id(p) for _, params, _, _ in own_optimizers for p in params}
+        params = [p for p in self.get_parameters(module) if id(p) not in owned]
         # fused: one kernel for all tensors (8x faster than the per-tensor loop on a CPU, same maths)
         optimizer = torch.optim.Adam(params, eps=extra.get("adam_eps", 1e-8), fused=True)
         self.register_optimizer(module_id=module_id, optimizer=optimizer, params=params, lr_or_lr_schedule=config.lr)
-        if aux_params:
-            aux_lr = extra.get("aux_lr", 1e-3)
-            self.register_optimizer(module_id=module_id, optimizer_name=AUX_OPTIMIZER, params=aux_params,
-                                    optimizer=torch.optim.Adam(aux_params, fused=True), lr_or_lr_schedule=aux_lr)
+        for name, own_params, lr, eps in own_optimizers:
+            self.register_optimizer(module_id=module_id, optimizer_name=name, params=own_params,
+                                    optimizer=torch.optim.Adam(own_params, eps=eps, fused=True), lr_or_lr_schedule=lr)
+
+    def _create_iterator_if_necessary(self, *, training_data, num_epochs: int = 1, **kwargs):
+        """RLlib's minibatch iterator ("sequences"), or the random-step minibatches (see module
+        docstring): the whole batch `num_epochs * minibatches` times, each with its MINIBATCH_MASK."""
+        extra = self.config.learner_config_dict
+        if extra.get("minibatch_mode", "random_steps") == "sequences":
+            return super()._create_iterator_if_necessary(training_data=training_data, num_epochs=num_epochs, **kwargs)
+        whole = super()._create_iterator_if_necessary(training_data=training_data, num_epochs=1, minibatch_size=None)
+        return self._random_step_minibatches(whole, num_epochs, extra["minibatches"])
+
+    def _random_step_minibatches(self, whole, num_epochs: int, minibatches: int) -> Iterator:
+        (batch,) = list(whole)
+        for _ in range(num_epochs):
+            masks = {module_id: random_step_masks(torch.as_tensor(module_batch[Columns.LOSS_MASK]), minibatches,
+                                                  self._minibatch_rng)
+                     for module_id, module_batch in batch.policy_batches.items()}
+            for k in range(minibatches):
+                for module_id, module_batch in batch.policy_batches.items():
+                    module_batch[MINIBATCH_MASK] = masks[module_id][k]
+                yield batch
 
     def compute_loss_for_module(self, *, module_id, config, batch, fwd_out):
         total = self.ppo_loss(module_id=module_id, config=config, batch=batch, fwd_out=fwd_out)
@@ -103,34 +178,34 @@ class MetaPPOLearner(PPOTorchLearner):
     def ppo_loss(self, *, module_id, config, batch, fwd_out) -> torch.Tensor:
         """The PPO loss alone (see module docstring), a scalar; logs its parts."""
         module = self.module[module_id].unwrapped()
-        mask = batch[Columns.LOSS_MASK]
-        num_real = mask.sum()
+        extra = config.learner_config_dict
+        steps = batch[MINIBATCH_MASK] if MINIBATCH_MASK in batch else batch[Columns.LOSS_MASK]  # (B, T) bool
+        features = module.features_at(fwd_out[Columns.EMBEDDINGS], steps)  # (N, ...)
 
-        def masked_mean(x: torch.Tensor) -> torch.Tensor:
-            return x[mask].sum() / num_real
-
-        dist = module.get_train_action_dist_cls().from_logits(fwd_out[Columns.ACTION_DIST_INPUTS])
-        logp = dist.logp(batch[Columns.ACTIONS])
-        ratio = torch.exp(logp - batch[Columns.ACTION_LOGP])
-        advantages = batch[Postprocessing.ADVANTAGES]
+        dist = module.get_train_action_dist_cls().from_logits(module.action_dist_inputs(features))
+        logp = dist.logp(batch[Columns.ACTIONS][steps])
+        old_logp = batch[Columns.ACTION_LOGP][steps]
+        ratio = torch.exp(logp - old_logp)
+        advantages = batch[Postprocessing.ADVANTAGES][steps]
         clip = config.clip_param
         policy_loss = -torch.min(advantages * ratio, advantages * torch.clamp(ratio, 1 - clip, 1 + clip))
 
-        values = module.compute_values(batch, embeddings=fwd_out[Columns.EMBEDDINGS])
-        old_values, targets = batch[Columns.VF_PREDS], batch[Postprocessing.VALUE_TARGETS]
+        values = module.compute_values(batch, embeddings=features)
+        old_values, targets = batch[Columns.VF_PREDS][steps], batch[Postprocessing.VALUE_TARGETS][steps]
         clipped_values = old_values + torch.clamp(values - old_values, -clip, clip)
-        value_loss = 0.5 * torch.max((values - targets).pow(2), (clipped_values - targets).pow(2))
+        value_error = value_error_fn(extra.get("value_loss", "huber"))
+        value_loss = 0.5 * torch.max(value_error(values, targets), value_error(clipped_values, targets))
 
         entropy = dist.entropy()
         entropy_coeff = self.entropy_coeff_schedulers_per_module[module_id].get_current_value()
-        total = masked_mean(policy_loss + config.vf_loss_coeff * value_loss - entropy_coeff * entropy)
+        total = (policy_loss + config.vf_loss_coeff * value_loss - entropy_coeff * entropy).mean()
         with torch.no_grad():
-            approx_kl = masked_mean(batch[Columns.ACTION_LOGP] - logp)
-            clip_fraction = masked_mean(((ratio - 1).abs() > clip).float())
+            approx_kl = (old_logp - logp).mean()
+            clip_fraction = ((ratio - 1).abs() > clip).float().mean()
         self.metrics.log_dict(
-            {"policy_loss": masked_mean(policy_loss), "vf_loss": masked_mean(value_loss),
-             "entropy": masked_mean(entropy), "approx_kl": approx_kl, "clip_fraction": clip_fraction},
-            key=module_id, window=1,
+            {"policy_loss": policy_loss.mean(), "vf_loss": value_loss.mean(), "entropy": entropy.mean(),
+             "approx_kl": approx_kl, "clip_fraction": clip_fraction},
+            key=module_id, window=extra.get("minibatch_updates", 1),
         )
         return total
 
