@@ -2,9 +2,10 @@
 
     rl-hyper train  [--env GridNavi] [--method rnn_hn] [--frames N] [--lr X] [--seed S] ...
     rl-hyper sweep  FILE.yaml [--dry-run] [--resume] [--storage URI] [--max-concurrent N]
-    rl-hyper report RESULTS_DIR [--out DIR] [--select auc|final]
+    rl-hyper report RESULTS_DIR [--out DIR] [--select auc|final] [--screenshot]
     rl-hyper submit FILE.yaml --address URL [--storage URI]
     rl-hyper envs   [list | solve NAME | render NAME --out FILE.png]
+    rl-hyper methods
 
 Bad input is one line on stderr naming the problem (and the valid choices) and exit code 2,
 before Ray starts.
@@ -55,8 +56,9 @@ def cmd_train(args) -> int:
         raise UsageError(f"--num-env-runners must be >= 0, got {args.num_env_runners}")
     _check_writable(args.output)
 
-    from rl_hyper.training.run import init_ray, train
+    from rl_hyper.training.run import init_ray, quiet_ray_logs, train
 
+    quiet_ray_logs(args.verbosity)
     init_ray(include_dashboard=False)
     common = {"env": args.env, "num_env_runners": args.num_env_runners, "envs_per_runner": args.envs_per_runner,
               "eval_interval": args.eval_interval,
@@ -65,7 +67,7 @@ def cmd_train(args) -> int:
     name = args.name or f"train_{args.env}_{args.method}_{time.strftime('%Y%m%d-%H%M%S')}"
     print(f"training {args.method} on {args.env} for {args.frames:,} frames -> {Path(args.output) / name}", flush=True)
     trial_dir = train(common, method=args.method, lr=args.lr, seed=args.seed, frames=args.frames,
-                      output=args.output, name=name)
+                      output=args.output, name=name, verbosity=args.verbosity)
     print(f"done: results and checkpoint in {trial_dir}")
     return 0
 
@@ -110,6 +112,12 @@ def cmd_sweep(args) -> int:
     if args.dry_run:
         print(trial_table(study))
         return 0
+    from rl_hyper.training.loggers import check_tracking
+
+    try:
+        check_tracking(study.logging.tracking())
+    except ValueError as error:
+        raise UsageError(f"{args.file}: {error}") from None
     storage = args.storage or study.storage
     if "://" not in storage:
         _check_writable(storage)
@@ -118,12 +126,35 @@ def cmd_sweep(args) -> int:
             raise UsageError(f"{experiment} already holds this study: add --resume to continue it, "
                              "or pass --storage DIR for a fresh run")
     from rl_hyper.study.sweep import check_cluster_fits
-    from rl_hyper.training.run import init_ray
+    from rl_hyper.training.run import init_ray, quiet_ray_logs
 
+    quiet_ray_logs(args.verbosity)
     init_ray(address=args.address)
     check_cluster_fits(study)
-    failed = run_sweep(study, storage=args.storage, resume=args.resume, max_concurrent=args.max_concurrent)
+    failed = run_sweep(study, storage=args.storage, resume=args.resume, max_concurrent=args.max_concurrent,
+                       verbosity=args.verbosity)
     return 1 if failed else 0
+
+
+def method_table() -> str:
+    """The method table as printable rows: id, name and every switch of `Method`."""
+    from rl_hyper.models.methods import METHODS
+
+    header = ("id", "name", "policy input", "hypernet init", "aux loss", "RL grad to encoder", "warm-up",
+              "normalize latent")
+    rows = [header]
+    for method in METHODS.values():
+        rows.append((method.id, method.name, method.policy_input,
+                     method.hyper_init if method.uses_hypernetwork else "-", method.aux_loss,
+                     "yes" if method.rl_grad_to_encoder else "no", method.warm_up,
+                     "yes" if method.normalize_latent else "no"))
+    widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
+    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows)
+
+
+def cmd_methods(args) -> int:
+    print(method_table())
+    return 0
 
 
 def cmd_report(args) -> int:
@@ -137,9 +168,26 @@ def cmd_report(args) -> int:
     study = load_study(study_file) if study_file.exists() else None
     out = args.out or str(results / "report")
     _check_writable(out)
+    if args.screenshot:
+        from rl_hyper.study.browser import find_browser
+
+        if find_browser() is None:
+            raise UsageError("--screenshot needs Chromium (Debian: apt-get install chromium)")
     for path in write_report(results, out, select=args.select, study=study):
         print(f"wrote {path}")
-    return 0
+    if not args.screenshot:
+        return 0
+    from rl_hyper.study.browser import BrowserError, render_in_browser
+
+    try:
+        check = render_in_browser(Path(out) / "report.html", Path(out) / "report.png")
+    except BrowserError as error:
+        print(f"rl-hyper report: browser check failed: {error}", file=sys.stderr)
+        return 1
+    print(f"browser check: {check['images']} images ({check['decoded']} shown, {check['broken']} broken), "
+          f"{check['tables']} tables with {check['rows']} rows, page {check['height']} px high")
+    print(f"screenshot: {check['screenshot']}")
+    return 1 if check["broken"] or not check["images"] else 0
 
 
 def cmd_submit(args) -> int:
@@ -149,50 +197,110 @@ def cmd_submit(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rl-hyper", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
+def _choices(names) -> str:
+    return ", ".join(names)
 
-    train = commands.add_parser("train", help="train one method on one env (one Tune trial)")
-    train.add_argument("--env", default="GridNavi")
-    train.add_argument("--method", default="rnn_hn")
-    train.add_argument("--frames", type=int, default=DEFAULT_TRAIN_FRAMES, help="env-step budget")
-    train.add_argument("--lr", type=float, default=1e-3)
-    train.add_argument("--seed", type=int, default=73)
-    train.add_argument("--num-env-runners", type=int, default=0, help="0 = sample in the trial's own process")
-    train.add_argument("--envs-per-runner", type=int, default=None, help="default: the paper's 16 parallel envs")
-    train.add_argument("--eval-interval", type=int, default=10, help="iterations between evaluations (0 = none)")
-    train.add_argument("--output", default="results", help="results directory (Tune storage path)")
-    train.add_argument("--name", default=None, help="experiment name (default: train_<env>_<method>_<time>)")
+
+def build_parser() -> argparse.ArgumentParser:
+    from rl_hyper.envs.registry import ENVS
+    from rl_hyper.models.methods import METHODS
+
+    parser = argparse.ArgumentParser(
+        prog="rl-hyper", description="Recurrent meta-RL on Ray RLlib and Tune: train one trial, run an equal-compute "
+                                     "study, report on it.", epilog="`rl-hyper COMMAND --help` explains a command.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    env_help = f"environment (default: %(default)s); one of: {_choices(ENVS)}. `rl-hyper envs` describes them"
+    method_help = f"method id (default: %(default)s); one of: {_choices(METHODS)}. `rl-hyper methods` shows their switches"
+
+    train = commands.add_parser("train", help="train one method on one env (one Tune trial)",
+                                description="Train one method on one environment: a Tune experiment of one trial, "
+                                            "with periodic evaluation, results and a final checkpoint.")
+    train.add_argument("--env", default="GridNavi", metavar="NAME", help=env_help)
+    train.add_argument("--method", default="rnn_hn", metavar="ID", help=method_help)
+    train.add_argument("--frames", type=int, default=DEFAULT_TRAIN_FRAMES, metavar="N",
+                       help="env-step budget of the trial, warm-up frames included (default: %(default)s)")
+    train.add_argument("--lr", type=float, default=1e-3, metavar="X",
+                       help="learning rate, > 0 (default: %(default)g; the env's schedule may decay it)")
+    train.add_argument("--seed", type=int, default=73, metavar="S",
+                       help="random seed of tasks, envs and network initialisation (default: %(default)s)")
+    train.add_argument("--num-env-runners", type=int, default=0, metavar="R",
+                       help="sampling processes; 0 = sample in the trial's own process (default: %(default)s)")
+    train.add_argument("--envs-per-runner", type=int, default=None, metavar="E",
+                       help="vectorised envs per runner (default: the paper's 16 parallel envs spread over the runners)")
+    train.add_argument("--eval-interval", type=int, default=10, metavar="K",
+                       help="training iterations between evaluations; 0 = none (default: %(default)s)")
+    train.add_argument("--output", default="results", metavar="DIR",
+                       help="results directory (Tune storage path) (default: %(default)s)")
+    train.add_argument("--name", default=None,
+                       help="experiment folder under --output (default: train_<env>_<method>_<time>)")
+    _add_verbosity(train, quiet="print only the start, the end and errors (no line per iteration)",
+                   verbose="also show Ray Tune's own log messages (default: one line per training iteration)")
     train.set_defaults(handler=cmd_train)
 
-    sweep = commands.add_parser("sweep", help="run an equal-compute study (YAML) on Ray Tune")
+    sweep = commands.add_parser("sweep", help="run an equal-compute study (YAML) on Ray Tune",
+                                description="Run a study: every method x learning rate x seed of the YAML as Tune "
+                                            "trials, all stopped at the same frame count.")
     sweep.add_argument("file", help="study YAML, e.g. tune_configs/quickstart.yaml")
-    sweep.add_argument("--dry-run", action="store_true", help="print the trial table and exit")
-    sweep.add_argument("--resume", action="store_true", help="continue an interrupted study")
-    sweep.add_argument("--storage", default=None, help="results directory or cloud URI (overrides the YAML)")
-    sweep.add_argument("--max-concurrent", type=int, default=None, help="trials at a time")
-    sweep.add_argument("--address", default=None, help="Ray cluster to join (default: start a local Ray)")
+    sweep.add_argument("--dry-run", action="store_true", help="print the trial table and exit (Ray does not start)")
+    sweep.add_argument("--resume", action="store_true",
+                       help="continue an interrupted study: finished trials stay, unfinished ones continue "
+                            "from their last checkpoint, failed ones are retried")
+    sweep.add_argument("--storage", default=None, metavar="URI",
+                       help="results directory or cloud URI, e.g. s3://bucket/path (default: the YAML's storage)")
+    sweep.add_argument("--max-concurrent", type=int, default=None, metavar="N",
+                       help="trials at a time (default: the YAML's resources.max_concurrent, else as many as fit)")
+    sweep.add_argument("--address", default=None, metavar="ADDRESS",
+                       help="Ray cluster to join, e.g. 10.0.0.5:6379 or auto (default: start a local Ray)")
+    _add_verbosity(sweep, quiet="print only the trial table, the end and errors (no progress line)",
+                   verbose="also print one line per training iteration of every trial and Ray Tune's own log "
+                           "messages (default: the study progress line and one line per finished trial)")
     sweep.set_defaults(handler=cmd_sweep)
 
-    report = commands.add_parser("report", help="tables, plots and report.md/html of a results directory")
-    report.add_argument("results_dir")
-    report.add_argument("--out", default=None, help="default: RESULTS_DIR/report")
-    report.add_argument("--select", choices=["auc", "final"], default="auc", help="best-lr rule (paper: auc)")
+    report = commands.add_parser("report", help="tables, plots and report.md/html of a results directory",
+                                 description="Analyse a study's results: best learning rate per method, tables "
+                                             "with bootstrap CIs, learning curves, report.md and report.html.")
+    report.add_argument("results_dir", help="a study's results folder, e.g. results/quickstart")
+    report.add_argument("--out", default=None, metavar="DIR", help="where to write the report (default: RESULTS_DIR/report)")
+    report.add_argument("--select", choices=["auc", "final"], default="auc",
+                        help="best-lr rule: auc = mean over all evaluations (the paper's), final = last evaluation "
+                             "(default: %(default)s)")
+    report.add_argument("--screenshot", action="store_true",
+                        help="also open report.html in headless Chromium: check that every plot shows (exit 1 if "
+                             "one is broken) and save report.png beside it")
     report.set_defaults(handler=cmd_report)
 
-    submit = commands.add_parser("submit", help="submit a study to a Ray cluster as a Ray job")
-    submit.add_argument("file")
-    submit.add_argument("--address", required=True, help="Ray dashboard address, e.g. http://HEAD:8265")
-    submit.add_argument("--storage", default=None, help="shared storage for results (cloud URI or shared path)")
+    submit = commands.add_parser("submit", help="submit a study to a Ray cluster as a Ray job",
+                                 description="Submit `rl-hyper sweep FILE` to a running Ray cluster as a Ray job "
+                                             "(see cluster/README.md).")
+    submit.add_argument("file", help="study YAML, e.g. tune_configs/paper_gridnavi.yaml")
+    submit.add_argument("--address", required=True, metavar="URL", help="Ray dashboard address, e.g. http://HEAD:8265")
+    submit.add_argument("--storage", default=None, metavar="URI",
+                        help="shared storage for results, a cloud URI or a path every node sees (default: the YAML's)")
     submit.set_defaults(handler=cmd_submit)
 
-    envs = commands.add_parser("envs", help="list, solve or render the registered environments")
-    envs.add_argument("action", nargs="?", default="list", choices=["list", "solve", "render"])
-    envs.add_argument("name", nargs="?", default="MC-LS")
-    envs.add_argument("--out", default=None, help="PNG file for `render`")
+    envs = commands.add_parser("envs", help="list, solve or render the registered environments",
+                               description="List the registered environments, play MC-LS with scripted policies, "
+                                           "or render a strip of an environment's frames.")
+    envs.add_argument("action", nargs="?", default="list", choices=["list", "solve", "render"],
+                      help="list = names, gymnasium ids and spaces; solve = scripted MC-LS policies' returns; "
+                           "render = a strip of frames to --out (default: %(default)s)")
+    envs.add_argument("name", nargs="?", default="MC-LS", help=f"environment for solve / render (default: %(default)s); "
+                                                             f"one of: {_choices(ENVS)}")
+    envs.add_argument("--out", default=None, metavar="FILE.png", help="PNG file that `render` writes")
     envs.set_defaults(handler=cmd_envs)
+
+    methods = commands.add_parser("methods", help="list the methods and their switches",
+                                  description="The method table: one row of switches per method id "
+                                              "(rl_hyper/models/methods.py).")
+    methods.set_defaults(handler=cmd_methods)
     return parser
+
+
+def _add_verbosity(parser: argparse.ArgumentParser, quiet: str, verbose: str) -> None:
+    """--quiet (verbosity 0) and --verbose (2); the default is 1."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--quiet", "-q", dest="verbosity", action="store_const", const=0, default=1, help=quiet)
+    group.add_argument("--verbose", "-v", dest="verbosity", action="store_const", const=2, help=verbose)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -204,3 +204,96 @@ def test_frames_dir_bad_files_are_named(tmp_path):
     (tmp_path / "end.png").write_bytes(b"not a png")
     with pytest.raises(ValueError, match="end.png"):
         MinecraftMaze(frames_dir=str(tmp_path))
+
+
+# ---------------------------------------------------------------- the original MC-LS data layout
+
+MOVES = {LEFT: (-1, 0), FORWARD: (0, 1), RIGHT: (1, 0)}  # the original's moves: (dx, dy) in a room
+
+
+def original_layout_files() -> dict[str, str]:
+    """File of the original MC-LS data (AMRL / jacooba/hyper) -> the view our state machine shows there.
+
+    Found by walking our state machine with the original's coordinates: a room's door is (0, 0),
+    left / right move x by -1 / +1 and forward moves y by +1; room type 0 rewards the left lane,
+    type 1 the right one; green is the UP indicator (turn right at the end), red DOWN.
+    """
+    maze = MinecraftMaze()
+    files = {}
+    for task, name in ((1.0, "green.png"), (-1.0, "red.png")):
+        maze.set_task(task)
+        maze.reset(seed=0)
+        files[name] = maze.view_name()
+    for room_type in (0, 1):
+        for lane in (LEFT, RIGHT):
+            maze.reset(seed=0)
+            maze.diamond_sides[:] = LEFT if room_type == 0 else RIGHT
+            maze.step(RIGHT)  # leave the indicator: the door of the first room
+            x, y = 0, 0
+            files[f"room{room_type}/{x},{y}.png"] = maze.view_name()
+            towards_centre = RIGHT if lane == LEFT else LEFT
+            for action in (FORWARD, lane, FORWARD, FORWARD, towards_centre):
+                _, reward, _, _, _ = maze.step(action)
+                if action == lane:  # the choice: rewarded on the room type's lane only
+                    assert (reward > 0) == ((room_type, lane) in ((0, LEFT), (1, RIGHT)))
+                x, y = x + MOVES[action][0], y + MOVES[action][1]
+                files[f"room{room_type}/{x},{y}.png"] = maze.view_name()
+            _, reward, _, _, _ = maze.step(FORWARD)  # (0, 3) -> y = 4: the next room's door
+            assert reward > 0 and maze.room == 1 and maze.view_name().startswith("door_")
+    maze.reset(seed=0)
+    walk_to_end(maze)
+    files["end.png"] = maze.view_name()
+    return files
+
+
+def write_original_layout(directory, frames: dict[str, np.ndarray]) -> dict[str, str]:
+    files = original_layout_files()
+    for relative, view in files.items():
+        path = directory / relative
+        path.parent.mkdir(exist_ok=True)
+        Image.fromarray(frames[view]).save(path)
+    return files
+
+
+def test_original_layout_positions_cover_every_view():
+    files = original_layout_files()
+    rooms = {f"room{t}/{x},{y}.png" for t in (0, 1) for x, y in
+             ((0, 0), (0, 1), (-1, 1), (1, 1), (-1, 2), (1, 2), (-1, 3), (1, 3), (0, 3))}
+    assert set(files) == {"green.png", "red.png", "end.png"} | rooms
+    assert set(files.values()) == set(minecraft.VIEW_NAMES)
+    for relative, view in minecraft.AMRL_FILES.items():  # every file the loader reads shows that view
+        assert files[view] == relative
+
+
+def test_frames_dir_reads_the_original_layout(tmp_path):
+    rendered = minecraft.rendered_views(10)
+    write_original_layout(tmp_path, rendered)
+    assert minecraft.frames_layout(str(tmp_path)) == "amrl"
+    loaded = minecraft.load_views(str(tmp_path), 10)
+    for name in minecraft.VIEW_NAMES:
+        np.testing.assert_array_equal(loaded[name], rendered[name], err_msg=name)
+    # the same trial seen through the original files and through the renderer
+    from_files, drawn = MinecraftMaze(frames_dir=str(tmp_path)), MinecraftMaze()
+    rng = np.random.default_rng(0)
+    for maze in (from_files, drawn):
+        maze.set_task(-1.0)
+    np.testing.assert_array_equal(from_files.reset(seed=3)[0], drawn.reset(seed=3)[0])
+    for action in rng.integers(0, 3, 300):
+        np.testing.assert_array_equal(from_files.step(action)[0], drawn.step(action)[0])
+
+
+def test_original_layout_missing_file_is_named(tmp_path):
+    write_original_layout(tmp_path, minecraft.rendered_views(10))
+    os.remove(tmp_path / "room1" / "1,2.png")
+    with pytest.raises(ValueError, match=r"missing room1/1,2\.png for view lane_mid_right_diamond"):
+        MinecraftMaze(frames_dir=str(tmp_path))
+
+
+def test_frames_dir_in_neither_layout_is_an_error(tmp_path):
+    with pytest.raises(ValueError, match="neither frame layout.*indicator_up.png.*green.png"):
+        MinecraftMaze(frames_dir=str(tmp_path))
+    (tmp_path / "10_resolution").mkdir()
+    with pytest.raises(ValueError, match="it has 10_resolution: pass one of those folders"):
+        MinecraftMaze(frames_dir=str(tmp_path))
+    with pytest.raises(ValueError, match="is not a directory"):
+        MinecraftMaze(frames_dir=str(tmp_path / "nope"))

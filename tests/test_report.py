@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import base64
+import json
 import math
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from PIL import Image
+
 from rl_hyper.study import analysis
+from rl_hyper.study.browser import find_browser, render_in_browser
 from rl_hyper.study.report import write_report
 from rl_hyper.study.spec import Study
 
@@ -308,7 +314,7 @@ def test_write_report_files(results_dir, tmp_path):
 
     page = (out / "report.html").read_text()
     embedded = re.findall(r"src='data:image/png;base64,([A-Za-z0-9+/=]+)'", page)
-    assert len(embedded) == 2
+    assert len(embedded) == 3  # curves, inner episodes, every trial
     assert all(base64.b64decode(image).startswith(PNG_SIGNATURE) for image in embedded)
 
     markdown = (out / "report.md").read_text()
@@ -332,3 +338,52 @@ def test_write_report_before_any_evaluation(tmp_path):
     markdown = (tmp_path / "out" / "report.md").read_text()
     assert "No evaluation points yet." in markdown
     assert "2 of 2 trials" in markdown
+
+
+def test_report_shows_every_trial_compute_totals_and_versions(results_dir, tmp_path):
+    (results_dir / "study" / "versions.json").write_text(json.dumps({"python": "3.11.9", "ray": "2.60.0"}))
+    out = tmp_path / "report"
+    written = write_report(results_dir, out, study=make_study(resources={"num_env_runners": 2}))  # 3 CPUs a trial
+    # a row per (method, lr) with results (4), a column per seed (2)
+    assert out / "trials_GridNavi.png" in written
+    assert Image.open(out / "trials_GridNavi.png").size == (540, 765)
+    markdown = (out / "report.md").read_text()
+    assert "## Every trial" in markdown and "![trials_GridNavi](trials_GridNavi.png)" in markdown
+    # 8 trials: 4 x 16 s (rnn) + 4 x 8 s (rnn_hn) = 96 s = 0.0267 h, x 3 CPUs = 0.08 core-hours
+    assert "| trials | frames | trial_hours | cpus_per_trial | core_hours |" in markdown
+    assert "| 8 | 62000 | 0.027 | 3 | 0.080 |" in markdown
+    assert "| package | study |" in markdown and "| ray | 2.60.0 |" in markdown
+
+    write_report(results_dir, tmp_path / "no_study")  # CPUs then come from params.json, absent here
+    assert "| 8 | 62000 | 0.027 | unknown | 0.000 (8 trials unknown) |" in (tmp_path / "no_study" / "report.md").read_text()
+
+
+NEEDS_CHROMIUM = pytest.mark.skipif(find_browser() is None, reason="no Chromium on PATH (Debian: apt-get install "
+                                    "chromium); the browser check of report.html cannot run")
+
+
+@NEEDS_CHROMIUM
+def test_report_renders_in_headless_chromium(results_dir, tmp_path):
+    (results_dir / "study" / "versions.json").write_text(json.dumps({"python": "3.11.9", "ray": "2.60.0"}))
+    out = tmp_path / "report"
+    proc = subprocess.run([sys.executable, "-m", "rl_hyper", "report", str(results_dir / "study"), "--out", str(out),
+                           "--screenshot"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    print(proc.stdout.splitlines()[-1])  # "screenshot: <path>" (shown with pytest -s / -rP)
+    tables = (out / "report.html").read_text().count("<table>")
+    assert f"browser check: 3 images (3 shown, 0 broken), {tables} tables" in proc.stdout
+    assert proc.stdout.splitlines()[-1] == f"screenshot: {out / 'report.png'}"
+    shot = np.asarray(Image.open(out / "report.png").convert("L"), dtype=float)
+    assert shot.shape[1] == 1100 and shot.shape[0] > 2000  # the whole page, not one screen
+    assert shot.std() > 20  # text and plots, not a blank page
+
+
+@NEEDS_CHROMIUM
+def test_browser_check_counts_a_broken_plot(results_dir, tmp_path):
+    out = tmp_path / "report"
+    write_report(results_dir, out)
+    page = (out / "report.html").read_text()
+    broken = tmp_path / "broken.html"
+    broken.write_text(page.replace("src='data:image/png;base64,iVBOR", "src='data:image/png;base64,AAAA", 1))
+    check = render_in_browser(broken, tmp_path / "broken.png")
+    assert (check["images"], check["decoded"], check["broken"]) == (3, 2, 1)

@@ -42,9 +42,31 @@ Frames come from a small deterministic ray-caster over block maps with procedura
 16x16 Minecraft-style textures (stone bricks, stone, diamond ore, iron ore, oak-plank floor,
 spruce door, emerald and redstone indicator blocks, gold end room), drawn at 128 x 128 and
 area-downsampled to R x R; each resolution is rendered once per process.
-`frames_dir=PATH` instead loads `PATH/<view name>.png` for every view: each must be a readable
-square image (any mode Pillow converts to RGB) with side >= R; it is area-resized to R x R.
-A missing, unreadable or wrongly sized file raises ValueError naming the file.
+`frames_dir=PATH` instead loads real frames from PATH, in either of two layouts (detected):
+  - this project's: `PATH/<view name>.png` for every view above;
+  - the original MC-LS data (AMRL, ICLR 2020, reused by jacooba/hyper as
+    `mine_maze_data/<size>_resolution/`): `green.png`, `red.png`, `end.png` and folders `room0/`,
+    `room1/` with one PNG per position in a room, named `x,y.png`. Mapped as `AMRL_FILES` lists:
+        green.png / red.png          indicator_up / indicator_down (green = UP: turn right at the end)
+        end.png                      end
+        room<t>/0,0.png              door_diamond_<side>        t = 0: side left (the left lane is
+        room<t>/0,1.png              choice_diamond_<side>             rewarded); t = 1: side right
+        room<t>/-1,1.png / 1,1.png   lane_start_left_<ore> / lane_start_right_<ore>
+        room<t>/-1,2.png / 1,2.png   lane_mid_left_<ore> / lane_mid_right_<ore>
+                                     (<ore> = diamond on the lane of side <side>, else iron)
+        room0/-1,3.png / 1,3.png     lane_end_left / lane_end_right
+        room0/0,3.png                exit
+    x is the lane (-1 left, 0 centre, +1 right) and y the row: left / right from the choice
+    (0,1) enter a lane at (+-1,1), forward walks it to (+-1,3), the turn towards the centre leads
+    to (0,3), and forward from there enters the next room: the state machine above, position by
+    position (DOOR, CHOICE, LANE_START, LANE_MID, LANE_END, EXIT). This state machine shows one view
+    at a lane's end and at the exit whatever the room type (the renderer's views there see no ore),
+    so room1's -1,3 / 1,3 / 0,3 files and `end_extra.png` are not read. The original code reverses
+    each image's rows when it reads it; here a file is used as stored (a fixed permutation of the
+    observation vector, which a fully connected state embedding learns from alike).
+Each file must be a readable square image (any mode Pillow converts to RGB) with side >= R; it is
+area-resized to R x R. A directory in neither layout, or a missing, unreadable or wrongly sized
+file, raises ValueError naming the file.
 
 `scripted_returns(policy, trials, seed)` plays scripted policies through `TrialWrapper`:
 "optimal" (reads the indicator view and remembers it) or "memoryless" (acts on the current view
@@ -297,15 +319,59 @@ def rendered_views(resolution: int = 10) -> dict[str, np.ndarray]:
     return views
 
 
+def _amrl_files() -> dict[str, str]:
+    """View name -> the file of the original MC-LS data holding it (path relative to its folder)."""
+    files = {"indicator_up": "green.png", "indicator_down": "red.png", "end": "end.png"}
+    room_types = {0: LEFT, 1: RIGHT}  # room type -> diamond side (the rewarded lane)
+    for room_type, diamond_side in room_types.items():
+        files[f"door_diamond_{SIDE_NAMES[diamond_side]}"] = f"room{room_type}/0,0.png"
+        files[f"choice_diamond_{SIDE_NAMES[diamond_side]}"] = f"room{room_type}/0,1.png"
+    for lane, x in ((LEFT, -1), (RIGHT, 1)):
+        for room_type, diamond_side in room_types.items():
+            ore = "diamond" if lane == diamond_side else "iron"
+            files[f"lane_start_{SIDE_NAMES[lane]}_{ore}"] = f"room{room_type}/{x},1.png"
+            files[f"lane_mid_{SIDE_NAMES[lane]}_{ore}"] = f"room{room_type}/{x},2.png"
+        files[f"lane_end_{SIDE_NAMES[lane]}"] = f"room0/{x},3.png"
+    files["exit"] = "room0/0,3.png"
+    return {name: files[name] for name in VIEW_NAMES}
+
+
+AMRL_FILES = _amrl_files()
+_AMRL_MARKERS = ("green.png", "red.png", "room0", "room1")  # names the other layout does not use
+
+
+def frames_layout(frames_dir: str) -> str:
+    """Which layout `frames_dir` holds: "views" (<view name>.png) or "amrl" (green.png, room0/, ...)."""
+    if not os.path.isdir(frames_dir):
+        raise ValueError(f"MC-LS frames_dir: {frames_dir} is not a directory")
+    entries = set(os.listdir(frames_dir))
+    if any(f"{name}.png" in entries for name in VIEW_NAMES if name != "end"):
+        return "views"
+    if any(marker in entries for marker in _AMRL_MARKERS):
+        return "amrl"
+    nested = sorted(entry for entry in entries if entry.endswith("_resolution"))
+    hint = f"; it has {', '.join(nested)}: pass one of those folders" if nested else ""
+    raise ValueError(f"MC-LS frames_dir: {frames_dir} holds neither frame layout: expected one PNG per view "
+                     f"({', '.join(f'{name}.png' for name in VIEW_NAMES)}) or the original MC-LS data "
+                     f"(green.png, red.png, end.png, room0/, room1/ with x,y.png per position){hint}")
+
+
 def load_views(frames_dir: str, resolution: int = 10) -> dict[str, np.ndarray]:
-    """Load `frames_dir/<view name>.png` for every view: name -> uint8 (R, R, 3). ValueError on a bad file."""
+    """Load every view from `frames_dir` in either layout (`frames_layout`): name -> uint8 (R, R, 3).
+
+    ValueError naming the file when one is missing, unreadable or not a square of side >= R.
+    """
     if resolution not in RESOLUTIONS:
         raise ValueError(f"MC-LS resolution must be one of {RESOLUTIONS}, got {resolution}")
+    if frames_layout(frames_dir) == "amrl":
+        files, layout = AMRL_FILES, "original MC-LS layout: green.png, red.png, end.png, room0/ and room1/ with x,y.png"
+    else:
+        files, layout = {name: f"{name}.png" for name in VIEW_NAMES}, f"one PNG per view: {', '.join(VIEW_NAMES)}"
     views = {}
-    for name in VIEW_NAMES:
-        path = os.path.join(frames_dir, f"{name}.png")
+    for name, relative in files.items():
+        path = os.path.join(frames_dir, relative)
         if not os.path.isfile(path):
-            raise ValueError(f"MC-LS frames_dir: missing view image {path} (one PNG per view: {', '.join(VIEW_NAMES)})")
+            raise ValueError(f"MC-LS frames_dir: missing {relative} for view {name} ({path}; {layout})")
         try:
             with Image.open(path) as image:
                 rgb = np.asarray(image.convert("RGB"), np.uint8)

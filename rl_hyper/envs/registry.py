@@ -1,8 +1,12 @@
 """The one table of environments: short name -> task-env factory, registered with gymnasium and Ray.
 
-gymnasium id: `rl_hyper/<Name>-v0` (e.g. `gymnasium.make("rl_hyper/GridNavi-v0")`).
-Ray / RLlib name: the short name (e.g. `config.environment("GridNavi")`).
-Both build `TrialWrapper(task_env)`; `env_config` keyword arguments go to the task env.
+gymnasium id: `rl_hyper/<Name>-v0`, registered when `rl_hyper` is imported
+(e.g. `gymnasium.make("rl_hyper/MC-LS-v0", resolution=42)`, or without an import of ours
+`gymnasium.make("rl_hyper:rl_hyper/GridNavi-v0")`).
+Ray / RLlib name: the short name (e.g. `config.environment("GridNavi")`), registered by
+`register_all()` (`rl_hyper.meta_ppo_config` and every trial call it).
+Both build `TrialWrapper(task_env)`; `env_config` entries (gymnasium.make's keyword arguments) go
+to the task env, except "boundary_obs" (see `make_trial_env`).
 """
 
 from __future__ import annotations
@@ -72,11 +76,22 @@ def gym_id(name: str) -> str:
     return f"rl_hyper/{name}-v0"
 
 
+def _make_from_gymnasium(name: str, **env_config) -> TrialWrapper:
+    """gymnasium's entry point: `gymnasium.make(id, **env_config)` -> `make_trial_env(name, env_config)`."""
+    return make_trial_env(name, env_config)
+
+
+def register_gymnasium() -> None:
+    """Register every env with gymnasium as `rl_hyper/<Name>-v0` (cheap; no Ray import)."""
+    for name in ENVS:
+        if gym_id(name) not in gym.registry:
+            gym.register(gym_id(name), entry_point=_make_from_gymnasium, kwargs={"name": name})
+
+
 def register_all() -> None:
     """Register every env with gymnasium (`rl_hyper/<Name>-v0`) and with Ray (short name)."""
     from ray.tune.registry import register_env
 
+    register_gymnasium()
     for name in ENVS:
-        if gym_id(name) not in gym.registry:
-            gym.register(gym_id(name), entry_point=make_trial_env, kwargs={"name": name})
         register_env(name, lambda cfg, name=name: make_trial_env(name, dict(cfg or {})))

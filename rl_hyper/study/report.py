@@ -7,7 +7,11 @@ writes into the output directory:
     trials.csv                one row per trial: final frames, parameters, times
     curves_<env>.png          learning curves per method at its best lr (mean, 68% bootstrap CI)
     inner_episodes_<env>.png  return of each inner episode at the end of training per method
-    report.md, report.html    best-lr, summary, paper-claims, compute and missing-trials tables;
+    trials_<env>.png          every trial's own curves, small multiples: a row per (method, lr),
+                              a column per seed, evaluation and training return against frames
+    report.md, report.html    best-lr, summary, paper-claims, compute (seconds per 1e6 frames per
+                              method; trial hours and core-hours of the whole study), versions
+                              (versions.json beside the trials) and missing-trials tables;
                               the html embeds the plots as base64 PNGs
 Plots are drawn on matplotlib Figure objects (Agg canvas); pyplot's global state is not touched.
 """
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +44,10 @@ class Section:
     paragraphs: list[str] = field(default_factory=list)
     table: pd.DataFrame | None = None
     images: list[Path] = field(default_factory=list)
+    extra_tables: list[pd.DataFrame] = field(default_factory=list)
+
+    def tables(self) -> list[pd.DataFrame]:
+        return ([] if self.table is None else [self.table]) + self.extra_tables
 
 
 def write_report(
@@ -48,7 +57,8 @@ def write_report(
 
     select: rule for the best learning rate ("auc" = mean over all evaluation points, the paper's
     rule; "final" = last evaluation point). study: when given, the report lists its trials that
-    are missing or unfinished.
+    are missing or unfinished, and its resources.cpus_per_trial gives the core-hours (else each
+    trial's params.json does).
     """
     if select not in analysis.SELECT_RULES:
         raise ValueError(f"select must be one of {analysis.SELECT_RULES}, got {select!r}")
@@ -81,7 +91,8 @@ def write_report(
         images = [_plot_curves(analysis.learning_curves(evals, best), env, select, out) for env in best["env"].unique()]
         inner = analysis.inner_episode_returns(evals, best)
         images += [_plot_inner_episodes(inner, env, out) for env in inner["env"].unique()] if not inner.empty else []
-        written += images
+        trial_images = [_plot_trial_curves(evals, env, out) for env in best["env"].unique()]
+        written += images + trial_images
         sections += [
             Section("Best learning rate", [f"Score = mean over seeds of '{select}'."], _by_method(best)),
             Section(
@@ -99,21 +110,87 @@ def write_report(
                  "evaluation trials at the last evaluation (adaptation within a trial)."],
                 images=images,
             ),
+            Section(
+                "Every trial",
+                ["One panel per trial, unsmoothed: a row per method and learning rate, a column per seed; "
+                 "evaluation return (deterministic actions, solid) and the training trials' return at the same "
+                 "iterations (stochastic actions, dashed) against environment frames; all panels share both axes."],
+                images=trial_images,
+            ),
         ]
     if not trials.empty:
-        sections.append(
-            Section(
-                "Compute",
-                ["Seconds per 1e6 environment frames over all trials of a method (wall clock = Tune's "
-                 "time_total_s; sampler and learner = sums of RLlib's smoothed per-iteration timers, approximate: a few % high early in a run)."],
-                _by_method(analysis.compute_table(trials)),
-            )
-        )
+        sections.append(_compute_section(trials, study, results_dir))
+    sections.append(_versions_section(results_dir))
     sections.append(_missing_section(study, trials))
 
     (out / "report.md").write_text(_render_markdown(sections), encoding="utf-8")
     (out / "report.html").write_text(_render_html(sections), encoding="utf-8")
     return written + [out / "report.md", out / "report.html"]
+
+
+def _cpus_per_trial(trials: pd.DataFrame, study: Study | None) -> pd.Series:
+    """CPUs each trial held: the study's resources.cpus_per_trial, else from the trial's params.json
+    (its own process plus one per env runner, as training/run.py requests them); NaN if unknown."""
+    if study is not None:
+        return pd.Series(study.resources.cpus_per_trial, index=trials.index, dtype=float)
+
+    def from_params(trial_dir: str) -> float:
+        try:
+            params = json.loads(Path(trial_dir, "params.json").read_text())
+            return float(params["main_process_cpus"] + params["num_env_runners"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return float("nan")
+
+    return trials["trial_dir"].map(from_params).astype(float)
+
+
+def _compute_section(trials: pd.DataFrame, study: Study | None, results_dir: str | Path) -> Section:
+    """Seconds per 1e6 frames per method, then the whole study's trial hours and core-hours."""
+    ran = trials[trials["frames"] > 0]
+    cpus = _cpus_per_trial(ran, study)
+    trial_hours = ran["time_total_s"].astype(float) / 3600.0
+    known = cpus.notna()
+    total = pd.DataFrame([{
+        "trials": len(ran), "frames": int(ran["frames"].sum()), "trial_hours": f"{trial_hours.sum():,.3f}",
+        "cpus_per_trial": "/".join(f"{c:g}" for c in sorted(cpus[known].unique())) or "unknown",
+        "core_hours": f"{(trial_hours[known] * cpus[known]).sum():,.3f}" + ("" if known.all() else
+                                                                           f" ({(~known).sum()} trials unknown)"),
+    }])
+    text = ["Per method: seconds per 1e6 environment frames over all its trials (wall clock = Tune's time_total_s; "
+            "sampler and learner = sums of RLlib's smoothed per-iteration timers, approximate: a few % high early "
+            "in a run).",
+            "Whole study (table below the per-method one): trial hours = the trials' wall-clock time summed; "
+            "core-hours = each trial's hours x the CPUs it held"
+            + (" (resources.cpus_per_trial of the study)." if study is not None else " (from its params.json).")]
+    manifest = Path(results_dir, "manifest.json")
+    if manifest.is_file():
+        try:
+            wall = json.loads(manifest.read_text()).get("wall_s")
+        except ValueError:
+            wall = None
+        if wall:
+            text.append(f"The sweep itself ran {wall:,.0f} s ({wall / 3600.0:.2f} h) of wall-clock time (manifest.json).")
+    per_method = _by_method(analysis.compute_table(trials))
+    return Section("Compute", text, per_method, extra_tables=[total])
+
+
+def _versions_section(results_dir: str | Path) -> Section:
+    """The versions.json files below `results_dir` (one per experiment), as a package x file table."""
+    root = Path(results_dir)
+    found = {}
+    for path in sorted(root.rglob("versions.json")):
+        try:
+            folder = str(path.parent.relative_to(root))
+            found[root.resolve().name if folder == "." else folder] = json.loads(path.read_text())
+        except ValueError:
+            continue
+    if not found:
+        return Section("Versions", [f"No versions.json below {results_dir}."])
+    packages = list(dict.fromkeys(key for versions in found.values() for key in versions))
+    table = pd.DataFrame({"package": packages,
+                          **{folder: [str(versions.get(p, "-")) for p in packages] for folder, versions in found.items()}})
+    return Section("Versions", ["Versions of everything that changes results, as recorded beside the trials "
+                                "(versions.json; one column per experiment folder)."], table)
 
 
 def _missing_section(study: Study | None, trials: pd.DataFrame) -> Section:
@@ -222,6 +299,35 @@ def _plot_inner_episodes(inner: pd.DataFrame, env: str, out: Path) -> Path:
     return path
 
 
+def _plot_trial_curves(evals: pd.DataFrame, env: str, out: Path) -> Path:
+    """Small multiples of every trial of `env`: a row per (method, lr) in method-table order, a column
+    per seed; evaluation return (solid) and training return (dashed) against frames, shared axes."""
+    data = _by_method(evals[evals["env"] == env])
+    rows = list(dict.fromkeys(zip(data["method"], data["lr"])))
+    seeds = sorted(data["seed"].unique())
+    figure = Figure(figsize=(2.6 * len(seeds) + 0.8, 1.9 * len(rows) + 0.9))
+    grid = figure.subplots(len(rows), len(seeds), sharex=True, sharey=True, squeeze=False)
+    for (row, (method, lr)), (column, seed) in ((r, c) for r in enumerate(rows) for c in enumerate(seeds)):
+        axes = grid[row][column]
+        trial = data[(data["method"] == method) & (data["lr"] == lr) & (data["seed"] == seed)]
+        if trial.empty:
+            axes.text(0.5, 0.5, "no results", ha="center", va="center", transform=axes.transAxes, fontsize=8)
+        else:
+            line = axes.plot(trial["frames"], trial["eval_trial_return"], marker=".", markersize=3, linewidth=1)
+            axes.plot(trial["frames"], trial["train_trial_return"], linestyle="--", linewidth=1,
+                      color=line[0].get_color(), alpha=0.6)
+        axes.set_title(f"{_method_label(method)} lr {lr:g} seed {seed}", fontsize=8)
+        axes.tick_params(labelsize=7)
+        axes.grid(alpha=0.3)
+    figure.supxlabel("environment frames", fontsize=9)
+    figure.supylabel("trial return (eval solid, train dashed)", fontsize=9)
+    figure.suptitle(f"{env}: every trial", fontsize=10)
+    figure.tight_layout()
+    path = out / f"trials_{env}.png"
+    figure.savefig(path, dpi=90)
+    return path
+
+
 def _cell(column: str, value: object) -> str:
     """Table cell text: lr in short float form, counts as integers, other floats with 2 decimals."""
     if isinstance(value, float) and np.isnan(value):
@@ -245,10 +351,10 @@ def _render_markdown(sections: list[Section]) -> str:
         lines += [f"## {section.title}", ""]
         for paragraph in section.paragraphs:
             lines += [paragraph, ""]
-        if section.table is not None:
-            lines.append("| " + " | ".join(section.table.columns) + " |")
-            lines.append("|" + "---|" * len(section.table.columns))
-            lines += ["| " + " | ".join(row) + " |" for row in _cells(section.table)]
+        for table in section.tables():
+            lines.append("| " + " | ".join(table.columns) + " |")
+            lines.append("|" + "---|" * len(table.columns))
+            lines += ["| " + " | ".join(row) + " |" for row in _cells(table)]
             lines.append("")
         for image in section.images:
             lines += [f"![{image.stem}]({image.name})", ""]
@@ -268,10 +374,11 @@ def _render_html(sections: list[Section]) -> str:
     for section in sections:
         parts.append(f"<h2>{html.escape(section.title)}</h2>")
         parts += [f"<p>{html.escape(paragraph)}</p>" for paragraph in section.paragraphs]
-        if section.table is not None:
-            header = "".join(f"<th>{html.escape(str(c))}</th>" for c in section.table.columns)
+        for table in section.tables():
+            # long snake_case headers may break after an underscore, so wide tables fit the page
+            header = "".join(f"<th>{html.escape(str(c)).replace('_', '_<wbr>')}</th>" for c in table.columns)
             body = "".join(
-                "<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>" for row in _cells(section.table)
+                "<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>" for row in _cells(table)
             )
             parts.append(f"<table><thead><tr>{header}</tr></thead><tbody>{body}</tbody></table>")
         for image in section.images:

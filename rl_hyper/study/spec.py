@@ -19,6 +19,7 @@ Example file (tune_configs/ holds the real ones):
     ppo: {clip_param: 0.05, entropy_coeff: 0.1}
     evaluation: {interval: 5}
     resources: {num_env_runners: 0, envs_per_runner: 16}
+    logging: {mlflow: true, wandb: {mode: offline}}   # optional; needs the packages (rl_hyper[tracking])
 """
 
 from __future__ import annotations
@@ -181,6 +182,45 @@ class Resources(_Section):
         return max(1, self.num_env_runners) * self.envs_per_runner
 
 
+def _switched_on(value: Any) -> Any:
+    """`mlflow: true` / `wandb: true` = the defaults; false or null = off."""
+    if value is True:
+        return {}
+    if value is False:
+        return None
+    return value
+
+
+class MLflowLogging(_Section):
+    """Tune's MLflowLoggerCallback: one MLflow run per trial (needs the mlflow package)."""
+
+    tracking_uri: str | None = None  # None: MLflow's default (./mlruns); e.g. file:/data/mlruns, http://host:5000
+    experiment_name: str | None = None  # None: the study name
+    tags: dict[str, str] = Field(default_factory=dict)
+
+
+class WandbLogging(_Section):
+    """Tune's WandbLoggerCallback: one W&B run per trial (needs the wandb package)."""
+
+    project: str | None = None  # None: the study name
+    group: str | None = None
+    entity: str | None = None
+    mode: Literal["online", "offline", "disabled"] = "online"  # offline: no account needed; `wandb sync` later
+    dir: str | None = None  # where W&B writes its files (None: ./wandb)
+
+
+class Logging(_Section):
+    """Where results go besides Tune's files and TensorBoard (training/loggers.py); off by default."""
+
+    mlflow: Annotated[MLflowLogging | None, BeforeValidator(_switched_on)] = None
+    wandb: Annotated[WandbLogging | None, BeforeValidator(_switched_on)] = None
+
+    def tracking(self) -> dict[str, dict]:
+        """{"mlflow": settings, "wandb": settings} for the loggers switched on (unset fields left out)."""
+        return {name: section.model_dump(exclude_none=True) for name, section in
+                (("mlflow", self.mlflow), ("wandb", self.wandb)) if section is not None}
+
+
 class Study(_Section):
     """One equal-compute sweep: every (method, lr, seed) trial gets `frames` env steps."""
 
@@ -196,6 +236,7 @@ class Study(_Section):
     storage: Annotated[str, AfterValidator(_storage)] = "results"
     max_failures: NonNegativeInt = 1  # retries per trial
     env_config: dict[str, Any] = Field(default_factory=dict)
+    logging: Logging = Field(default_factory=Logging)
 
     @field_validator("methods", "lr_grid", "seeds")
     @classmethod

@@ -5,9 +5,11 @@
 Every trial gets the same `frames` budget (Tune stop criterion on
 `env_runners/num_env_steps_sampled_lifetime`) and the same PPO settings; only method, lr and
 seed vary. Results: <storage>/<study name>/<trial>/progress.csv ... (Tune's layout) and, beside
-the trials, `study.yaml` (the study as run), `manifest.json` (versions, command, start and end
-times, trial states). `--resume` restores the Tune experiment: finished trials are kept as they
-are, unfinished ones continue from their last checkpoint, errored ones are retried.
+the trials, `study.yaml` (the study as run), `versions.json` (shown by `rl-hyper report`),
+`manifest.json` (versions, command, start and end times, trial states). `--resume` restores the
+Tune experiment: finished trials are kept as they are, unfinished ones continue from their last
+checkpoint, errored ones are retried. The console is study/progress.py's; TensorBoard event files
+(with the `rl_hyper/*` tags) and the optional MLflow / W&B runs come from training/loggers.py.
 """
 
 from __future__ import annotations
@@ -20,8 +22,17 @@ from datetime import datetime, timezone
 
 import yaml
 
+from rl_hyper.study.progress import StudyProgress
 from rl_hyper.study.spec import Study, StudyError
-from rl_hyper.training.run import make_tuner, sized_trainable, storage_path, versions
+from rl_hyper.training.run import (
+    CHECKPOINTS_KEPT,
+    make_tuner,
+    run_callbacks,
+    run_tuner,
+    sized_trainable,
+    storage_path,
+    versions,
+)
 
 
 def build_arguments(study: Study) -> dict:
@@ -90,27 +101,40 @@ def _write(storage: str, name: str, filename: str, text: str) -> None:
 
 
 def run_sweep(study: Study, *, storage: str | None = None, resume: bool = False,
-              max_concurrent: int | None = None) -> int:
-    """Run (or resume) the study; returns the number of trials that ended in error."""
+              max_concurrent: int | None = None, verbosity: int = 1) -> int:
+    """Run (or resume) the study; returns the number of trials that ended in error.
+
+    verbosity: what the console shows (see study/progress.py): 0 errors, 1 the study progress
+    line, 2 also a line per training iteration.
+    """
     from ray import tune
 
     storage = storage_path(storage or study.storage)
     experiment = f"{storage.rstrip('/')}/{study.name}"
     started = datetime.now(timezone.utc).isoformat()
     _write(storage, study.name, "study.yaml", yaml.safe_dump(study.model_dump(), sort_keys=False))
+    _write(storage, study.name, "versions.json", json.dumps(versions(), indent=2) + "\n")
+    console = StudyProgress(study.name, len(study.trials()), study.frames, verbosity)
     if resume:
         if not tune.Tuner.can_restore(experiment):
             raise FileNotFoundError(f"nothing to resume at {experiment}")
         print(f"resuming {experiment}", flush=True)
         trainable = sized_trainable(build_arguments(study), study_grid(study), study.frames)
         tuner = tune.Tuner.restore(experiment, trainable=trainable, resume_unfinished=True, resume_errored=True)
+        # the restored run config is the one pickled by the first run: give it this run's console
+        # (and the current checkpoint retention, for studies begun before it changed)
+        run_config = tuner._local_tuner.get_run_config()
+        run_config.callbacks = run_callbacks(console, study.logging.tracking(), experiment=study.name)
+        run_config.checkpoint_config = tune.CheckpointConfig(num_to_keep=CHECKPOINTS_KEPT)
     else:
         print(trial_table(study), flush=True)
         tuner = make_tuner(build_arguments(study), study_grid(study), frames=study.frames, storage=storage,
                            name=study.name, max_concurrent=max_concurrent or study.resources.max_concurrent,
-                           max_failures=study.max_failures)
+                           max_failures=study.max_failures, console=console, tracking=study.logging.tracking())
+    if verbosity >= 1 and "://" not in experiment:
+        print(f"watch: tensorboard --logdir {experiment}", flush=True)
     begin = time.time()
-    results = tuner.fit()
+    results = run_tuner(tuner)
     states = {}
     for result in results:
         config = result.config

@@ -1,18 +1,32 @@
-"""Running trials on Ray Tune: Ray start-up, the progress line, versions, the one-trial `train`.
+"""Running trials on Ray Tune: Ray start-up, the console, checkpoints, versions, the one-trial `train`.
 
 Every run (one `train` or a whole study) is a Tune experiment, so results always have Tune's
 layout: <storage>/<experiment>/<trial>/{progress.csv, result.json, params.json, checkpoint_*}
 plus <storage>/<experiment>/versions.json (python, ray, torch, gymnasium, numpy, mujoco).
+
+Checkpoints and Tune's experiment snapshots: a trial checkpoints every CHECKPOINT_PERIOD_S of
+wall time and at its end, and Tune keeps its last CHECKPOINTS_KEPT. Tune forces a snapshot of the
+experiment state (and warns "Experiment state snapshotting has been triggered multiple times")
+whenever one trial has written `num_to_keep` checkpoints since the last snapshot; it snapshots
+anyway every 10 s or so, so with two kept and minutes between checkpoints no snapshot is ever
+forced. (Checkpointing every 10 iterations with one kept forced a snapshot per checkpoint: every
+few seconds in a GridNavi sweep.)
+
+The console: `run_tuner` runs Tune with its own output off (the legacy engine at verbose 0: no
+configuration box, no TensorBoard hint pointing into Ray's session folder) and our callbacks do the
+printing; `quiet_ray_logs` drops Ray's log lines that need no action (KNOWN_NOISE) unless verbose.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
 import json
+import logging
 import math
 import os
 import platform
 import sys
+import time
 from pathlib import Path
 
 STOP_KEY = "env_runners/num_env_steps_sampled_lifetime"
@@ -23,6 +37,16 @@ JOB_CONFIG_ENV = "RAY_JOB_CONFIG_JSON_ENV_VAR"  # set by Ray in the driver of a 
 # (ray._private.services.resolve_ip_for_localhost) but keeps any other loopback address: a local
 # Ray on 127.0.0.2 stays on loopback. Elsewhere (macOS) only 127.0.0.1 exists and is kept.
 LOCAL_NODE_IP = "127.0.0.2" if sys.platform.startswith("linux") else "127.0.0.1"
+CHECKPOINT_PERIOD_S = 300.0  # wall time between a trial's checkpoints (and one at its end)
+CHECKPOINTS_KEPT = 2  # per trial; see the module docstring for why not 1
+# Ray log lines that ask for nothing, by the logger that writes them (dropped at verbosity < 2):
+# the new API stack is our choice (DESIGN.md); token authentication stays on, as it should; Tune's
+# note that it wrote the experiment state at the end.
+KNOWN_NOISE = {
+    "ray.rllib.algorithms.algorithm_config": "You are running PPO on the new API stack!",
+    "ray._private.authentication.authentication_token_setup": "Token authentication is enabled for this Ray cluster.",
+    "ray.tune.tune": "Wrote the latest version of all result files and experiment state",
+}
 
 
 def versions() -> dict:
@@ -62,6 +86,52 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, include_da
                  include_dashboard=include_dashboard, log_to_driver=False)
 
 
+class _DropMessage(logging.Filter):
+    """Drops the records of one logger whose message starts with `prefix`."""
+
+    def __init__(self, prefix: str):
+        super().__init__()
+        self.prefix = prefix
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.prefix)
+
+
+def quiet_ray_logs(verbosity: int = 1) -> None:
+    """Ray's console logging for `verbosity`: 0 = warnings and errors only, without KNOWN_NOISE;
+    1 = also Ray's start-up line (the dashboard address), without KNOWN_NOISE; 2 = everything.
+
+    The filters sit on the loggers that write those lines (a logger-level filter sees only its own
+    records), so they work before the module that logs is imported.
+    """
+    import ray  # noqa: F401  (configures the "ray" logger and its handler)
+
+    for name, prefix in KNOWN_NOISE.items():
+        source = logging.getLogger(name)
+        for existing in [f for f in source.filters if isinstance(f, _DropMessage)]:
+            source.removeFilter(existing)
+        if verbosity < 2:
+            source.addFilter(_DropMessage(prefix))
+    logging.getLogger("ray").setLevel(logging.WARNING if verbosity < 1 else logging.INFO)
+
+
+def run_tuner(tuner):
+    """`tuner.fit()` with Tune's own console output off; our callbacks print instead.
+
+    Tune's new output engine prints a configuration box and a TensorBoard hint even at verbose=0;
+    its legacy engine (RAY_AIR_NEW_OUTPUT=0, as RLlib's own examples set it) prints nothing there.
+    """
+    previous = os.environ.get("RAY_AIR_NEW_OUTPUT")
+    os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
+    try:
+        return tuner.fit()
+    finally:
+        if previous is None:
+            del os.environ["RAY_AIR_NEW_OUTPUT"]
+        else:
+            os.environ["RAY_AIR_NEW_OUTPUT"] = previous
+
+
 def _fmt(value) -> str:
     return "   n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:6.2f}"
 
@@ -83,13 +153,13 @@ def progress_line(result: dict) -> str:
     return line
 
 
-def progress_callback():
-    """A Tune callback printing `progress_line` for every trial result."""
+def progress_callback(verbosity: int = 1):
+    """A Tune callback printing `progress_line` for every trial result (verbosity >= 1) and errors."""
     from ray import tune
 
     class ProgressPrinter(tune.Callback):
         def on_trial_result(self, iteration, trials, trial, result, **info):
-            if "rl_hyper" in result:
+            if verbosity >= 1 and "rl_hyper" in result:
                 print(progress_line(result), flush=True)
 
         def on_trial_error(self, iteration, trials, trial, **info):
@@ -112,7 +182,7 @@ def trial_trainable(params: dict) -> None:
     """Tune function trainable: one PPO trial, `build_config(**params)` trained to `frames`.
 
     params: method, lr, seed (what a study varies) and every other `build_config` argument.
-    Checkpoints every `checkpoint_every` iterations and at the end; after a failure or a
+    Checkpoints every `checkpoint_period_s` seconds and at the end; after a failure or a
     `--resume`, Tune hands the last checkpoint back and training continues from it, and a trial
     whose checkpoint already holds the full budget ends at once (its results stay as they are).
     """
@@ -131,7 +201,8 @@ def trial_trainable(params: dict) -> None:
             "env": params["env"]}
     register_all()
     params = dict(params)
-    checkpoint_every = params.pop("checkpoint_every")
+    checkpoint_period_s = params.pop("checkpoint_period_s", CHECKPOINT_PERIOD_S)
+    params.pop("checkpoint_every", None)  # set by studies begun with iteration-based checkpoints; unused
     frames = params["frames"]
     checkpoint = tune.get_checkpoint()
     if checkpoint and _checkpoint_frames(checkpoint.path) >= frames:
@@ -139,12 +210,13 @@ def trial_trainable(params: dict) -> None:
     algo = build_config(**params).build_algo()
     if checkpoint:
         algo.restore_from_path(checkpoint.path)
-    done = False
+    done, last_checkpoint = False, time.monotonic()
     while not done:
         result = _public_result(algo.train())
         export_result(result, tags)  # to the node's Prometheus endpoint / the dashboard's metrics view
         done = result["rl_hyper"]["frames"] >= frames
-        if done or algo.iteration % checkpoint_every == 0:
+        if done or time.monotonic() - last_checkpoint >= checkpoint_period_s:
+            last_checkpoint = time.monotonic()
             with tempfile.TemporaryDirectory() as directory:
                 algo.save_to_path(directory)
                 Path(directory, FRAMES_FILE).write_text(str(result["rl_hyper"]["frames"]))
@@ -171,15 +243,26 @@ def trial_dirname(trial) -> str:
     return f"{config['method']}_lr{config['lr']:g}_seed{config['seed']}_{trial.trial_id}"
 
 
+def run_callbacks(console, tracking: dict | None = None, experiment: str = "") -> list:
+    """The Tune callbacks of a run: `console` (the callback that prints), the TensorBoard logger
+    with our tags, and the MLflow / W&B loggers `tracking` ({"mlflow": {...}, "wandb": {...}}) asks for."""
+    from rl_hyper.training.loggers import MetricsToTensorBoard, tracking_callbacks
+
+    return [console, MetricsToTensorBoard(), *tracking_callbacks(**(tracking or {}), experiment=experiment)]
+
+
 def make_tuner(common: dict, grid: dict, *, frames: int, storage: str, name: str, max_concurrent: int | None = None,
-               max_failures: int = 0, checkpoint_every: int = 10):
+               max_failures: int = 0, checkpoint_period_s: float = CHECKPOINT_PERIOD_S, console=None,
+               tracking: dict | None = None):
     """A Tuner over the grid (method x lr x seed lists) with `common` build_config arguments.
 
-    Every trial stops at the same `frames` (STOP_KEY), whatever its method.
+    Every trial stops at the same `frames` (STOP_KEY), whatever its method. console: the Tune
+    callback that prints progress (default: `progress_callback()`, a line per iteration).
+    tracking: MLflow / W&B settings, see `run_callbacks`.
     """
     from ray import tune
 
-    param_space = {**common, "frames": frames, "checkpoint_every": checkpoint_every,
+    param_space = {**common, "frames": frames, "checkpoint_period_s": checkpoint_period_s,
                    **{key: tune.grid_search(list(values)) for key, values in grid.items()}}
     return tune.Tuner(
         sized_trainable(common, grid, frames), param_space=param_space,
@@ -187,8 +270,8 @@ def make_tuner(common: dict, grid: dict, *, frames: int, storage: str, name: str
         run_config=tune.RunConfig(
             name=name, storage_path=storage, stop={STOP_KEY: frames}, verbose=0,
             failure_config=tune.FailureConfig(max_failures=max_failures),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-            callbacks=[progress_callback()],
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=CHECKPOINTS_KEPT),
+            callbacks=run_callbacks(console or progress_callback(), tracking, experiment=name),
         ),
     )
 
@@ -198,13 +281,17 @@ def storage_path(output: str) -> str:
     return output if "://" in output else str(Path(output).resolve())
 
 
-def train(common: dict, *, method: str, lr: float, seed: int, frames: int, output: str, name: str) -> Path:
-    """Train one trial (a study of one) under Tune; returns the trial directory."""
+def train(common: dict, *, method: str, lr: float, seed: int, frames: int, output: str, name: str,
+          verbosity: int = 1) -> Path:
+    """Train one trial (a study of one) under Tune; returns the trial directory.
+
+    verbosity: 0 = print nothing but errors, >= 1 = one line per training iteration.
+    """
     storage = storage_path(output)
     write_versions(Path(storage) / name)
     tuner = make_tuner(common, {"method": [method], "lr": [lr], "seed": [seed]}, frames=frames,
-                       storage=storage, name=name)
-    result = tuner.fit()[0]
+                       storage=storage, name=name, console=progress_callback(verbosity))
+    result = run_tuner(tuner)[0]
     if result.error:
         raise RuntimeError(f"training failed: {result.error}")
     return Path(result.path)
