@@ -41,10 +41,18 @@ def at_frames(progress: pd.DataFrame, frames: int) -> pd.DataFrame:
     return evaluated.sort_values("frames").groupby("seed").tail(1).sort_values("seed")
 
 
-def results_table(progress: pd.DataFrame, methods: list[str], checkpoints: list[int]) -> str:
-    """Markdown rows: method, frames, eval mean over seeds [per seed], train mean over seeds."""
-    lines = ["| method | frames | eval return (mean over seeds) | eval per seed | train return (mean) | train per seed |",
-             "| --- | --- | --- | --- | --- | --- |"]
+def window_mean(progress: pd.DataFrame, frames: int, window: int) -> float:
+    """Mean over seeds of each seed's mean evaluation return in (frames - window, frames]."""
+    evaluated = progress[progress["eval_trial_return"].notna() & progress["frames"].between(frames - window + 1, frames)]
+    return float(evaluated.groupby("seed")["eval_trial_return"].mean().mean())
+
+
+def results_table(progress: pd.DataFrame, methods: list[str], checkpoints: list[int], window: int = 48_000) -> str:
+    """Markdown rows: method, frames, eval mean over seeds [per seed], the eval mean over the last
+    `window` frames (less noisy), train mean over seeds [per seed]."""
+    lines = ["| method | frames | eval return (mean over seeds) | eval per seed | eval, mean over the last 48k frames "
+             "| train return (mean) | train per seed |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
     for method in methods:
         rows = progress[progress["method"] == method]
         for frames in checkpoints:
@@ -53,6 +61,7 @@ def results_table(progress: pd.DataFrame, methods: list[str], checkpoints: list[
                 continue
             per_seed = lambda column: " / ".join(f"{value:.2f}" for value in point[column])  # noqa: E731
             lines.append(f"| {method} | {frames:,} | {point['eval_trial_return'].mean():.2f} | {per_seed('eval_trial_return')} "
+                         f"| {window_mean(rows, frames, window):.2f} "
                          f"| {point['train_trial_return'].mean():.2f} | {per_seed('train_trial_return')} |")
     return "\n".join(lines)
 
