@@ -125,15 +125,15 @@ class MetaMetricsCallbacks(RLlibCallback):
             "num_params": self._num_params,
         }
         section.update(self._returns(result["env_runners"], "train", self._episodes_per_trial))
-        interval = self.evaluation.interval
-        evaluation = self._evaluate(algorithm) if interval and result["training_iteration"] % interval == 0 else {}
-        section.update(self._returns(evaluation, "eval", self._episodes_per_trial))
-        section["eval_trials"] = float(evaluation.get("trials", math.nan))
         section.update({name: math.nan for name in aux_metric_names(get_method(config.model_config["method"]))})
         learner = result.get("learners", {}).get(DEFAULT_MODULE_ID, {})
-        for name, value in learner.items():
+        for name, value in learner.items():  # checked before evaluating a policy the update may have broken
             if name in LEARNER_METRICS or name.startswith(AUX_PREFIXES):
                 if name.endswith("loss") and not math.isfinite(float(value)):
                     raise FloatingPointError(f"non-finite {name} ({value}) at {frames} frames")
                 section[name] = float(value)
+        interval = self.evaluation.interval
+        evaluation = self._evaluate(algorithm) if interval and result["training_iteration"] % interval == 0 else {}
+        section.update(self._returns(evaluation, "eval", self._episodes_per_trial))
+        section["eval_trials"] = float(evaluation.get("trials", math.nan))
         result["rl_hyper"] = section
