@@ -116,16 +116,17 @@ def test_second_sweep_into_an_existing_study_asks_for_resume(tmp_path):
 
 
 def test_nan_loss_fails_the_trial_with_its_reason(tmp_path, address):
-    """lr 1e30 blows the weights up in the first update; 2 envs also exercise a minibatch that
-    must hold at least one whole 61-step sequence."""
+    """lr 1e38 blows the weights up to inf within the first update (Adam steps are about lr each; at
+    1e30 the saturated network kept the loss finite and sampling failed first); 2 envs also exercise
+    a minibatch that must hold at least one whole 61-step sequence."""
     path = write_study(tmp_path, "nan", ["rnn"], [1])
     study = yaml.safe_load(path.read_text())
-    study.update(lr_grid=[1e30], max_failures=1, resources={"envs_per_runner": 2, "max_concurrent": 1})
+    study.update(lr_grid=[1e38], max_failures=1, resources={"envs_per_runner": 2, "max_concurrent": 1})
     path.write_text(yaml.safe_dump(study))
     proc = sweep([str(path)], address)
     out, _ = proc.communicate(timeout=600)
     assert proc.returncode == 1, out
-    assert "0/1 trials done" in out and "failed: rnn/lr=1e+30/seed=1" in out
+    assert "0/1 trials done" in out and "failed: rnn/lr=1e+38/seed=1" in out
     manifest = json.loads((tmp_path / "results" / "nan" / "manifest.json").read_text())
     (state,) = manifest["trials"].values()
     assert state.startswith("ERROR") and "non-finite" in state and "loss" in state
