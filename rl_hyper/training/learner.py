@@ -78,9 +78,7 @@ from rl_hyper.training.connectors import AddTaskToTrainBatch, RewardNormalizingG
 AUX_OPTIMIZER = "aux"
 ENCODER_OPTIMIZER = "encoder"
 MINIBATCH_MASK = "minibatch_mask"  # (B, T) bool: the steps of one random-step minibatch
-MINIBATCH_MODES = ("random_steps", "sequences")
 VALUE_LOSSES = ("huber", "squared")
-ENCODER_OPTIMIZERS = ("separate", "joint")
 
 
 def random_step_masks(loss_mask: torch.Tensor, minibatches: int, rng: np.random.Generator) -> list[torch.Tensor]:
