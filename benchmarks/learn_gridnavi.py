@@ -1,9 +1,9 @@
 """Learning benchmark: methods x seeds at one learning rate and one frame budget, one Tune study.
 
-Run (the issue-9 benchmark: 3 methods x 3 seeds x 1e6 frames, about 100 minutes on 2 cores):
+Run (the issue-9 benchmark: 3 methods x 3 seeds x 1e6 frames, 110 minutes measured on 2 cores):
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/learn_gridnavi.py --frames 1000000 \
-        --methods rnn rnn_s rnn_hn --seeds 73 20 3 --out benchmarks/results/learn_gridnavi_1e6.md
+        --methods rnn_hn rnn rnn_s --seeds 73 20 3 --out benchmarks/results/learn_gridnavi_1e6.md
 
 It runs the study through the same path as `rl-hyper sweep` (results in Tune's layout under
 --storage, so `rl-hyper report` works on them; a second run with the same --name resumes it) and

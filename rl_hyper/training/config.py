@@ -6,8 +6,10 @@ auxiliary objectives (VariBAD decoder, KL weight, TI decoder and warm-up length,
 Every PPO setting is set explicitly: RLlib's defaults (KL penalty, lr 5e-5, 30 epochs, ...) are not the paper's.
 
 Batch arithmetic: one update uses `parallel_envs * rollout_steps` env steps; a stateful module's
-batch is cut into sequences of at most `max_seq_len` steps plus one bootstrap step each, and
-`minibatch_size` counts those padded steps, so it is derived from the padded batch size.
+batch is cut into sequences of at most `max_seq_len` steps plus one bootstrap step each. With
+`minibatch_mode: sequences`, RLlib's `minibatch_size` counts those padded steps, so it is derived
+from the padded batch size; with "random_steps" (the default) the learner cuts the real steps into
+`minibatches` itself (training/learner.py) and RLlib's `minibatch_size` is not used.
 """
 
 from __future__ import annotations
