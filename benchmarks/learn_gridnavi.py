@@ -10,8 +10,10 @@ It runs the study through the same path as `rl-hyper sweep` (results in Tune's l
 writes a markdown table: per method and frame count (1e5, 2.5e5, 4e5, 1e6 by default), the
 evaluation return per trial (deterministic, every one of GridNavi's 21 goals: exact, see
 training/evaluation.py) as the mean over seeds of each seed's last evaluation at or before that
-frame count, the seeds' values, and the training (stochastic) return of the same iteration. The
-file also holds the command, the seeds, the PPO settings used and the versions.
+frame count, the seeds' values, and the training (stochastic) return of the same iteration. A
+second table gives each method's PPO clip fraction and policy latent norm, averaged over every
+update of the run and then over seeds. The file also holds the command, the seeds, the PPO and
+auxiliary-objective settings used and the versions.
 Reference points (PAPER_SPEC section 4): a uniformly random policy scores about -4.7 per trial;
 knowing the goal, 44.3 is the ceiling.
 """
@@ -31,7 +33,7 @@ import pandas as pd  # noqa: E402
 from rl_hyper.study import analysis  # noqa: E402
 from rl_hyper.study.spec import parse_study  # noqa: E402
 from rl_hyper.study.sweep import run_sweep  # noqa: E402
-from rl_hyper.training.config import ppo_settings  # noqa: E402
+from rl_hyper.training.config import aux_settings, ppo_settings  # noqa: E402
 from rl_hyper.training.run import init_ray, versions  # noqa: E402
 
 
@@ -66,6 +68,26 @@ def results_table(progress: pd.DataFrame, methods: list[str], checkpoints: list[
     return "\n".join(lines)
 
 
+def optimisation_table(progress: pd.DataFrame, methods: list[str]) -> str:
+    """Markdown rows: method, mean over seeds of each run's mean clip fraction and latent norm."""
+    lines = ["| method | PPO clip fraction, run mean (per seed) | policy latent norm, run mean (per seed) |",
+             "| --- | --- | --- |"]
+    for method in methods:
+        per_seed = progress[progress["method"] == method].groupby("seed")[["clip_fraction", "latent_norm"]].mean()
+        if per_seed.empty:
+            continue
+        cells = [f"{per_seed[column].mean():.3f} ({' / '.join(f'{v:.3f}' for v in per_seed[column])})"
+                 for column in ("clip_fraction", "latent_norm")]
+        lines.append(f"| {method} | {cells[0]} | {cells[1]} |")
+    return "\n".join(lines)
+
+
+def typed_overrides(items: list[str], defaults) -> dict:
+    """KEY=VALUE strings -> {key: value} typed like the field of the settings dataclass `defaults`."""
+    pairs = dict(item.split("=", 1) for item in items)
+    return {key: type(getattr(defaults, key))(value) for key, value in pairs.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=1_000_000)
@@ -77,17 +99,20 @@ def main() -> None:
     parser.add_argument("--eval-interval", type=int, default=5, help="iterations (960 frames each)")
     parser.add_argument("--ppo", nargs="*", default=[], metavar="KEY=VALUE",
                         help="PPO setting overrides, e.g. minibatch_mode=sequences value_loss=squared")
+    parser.add_argument("--aux", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="auxiliary-objective overrides (VariBAD, TI), e.g. latent_norm_window=inf vae_updates=1")
     parser.add_argument("--max-concurrent", type=int, default=2)
     parser.add_argument("--storage", default="results/bench")
     parser.add_argument("--name", default=None)
     parser.add_argument("--out", default=None, help="markdown file for the table (default: print only)")
     args = parser.parse_args()
 
-    ppo = dict(item.split("=", 1) for item in args.ppo)
+    ppo = typed_overrides(args.ppo, ppo_settings(args.env))
+    aux = typed_overrides(args.aux, aux_settings(args.env))
     name = args.name or f"learn_{args.env}_{args.frames}".replace("-", "_")
     study = parse_study({
         "name": name, "env": args.env, "methods": args.methods, "lr_grid": [args.lr], "seeds": args.seeds,
-        "frames": args.frames, "evaluation": {"interval": args.eval_interval}, "ppo": ppo,
+        "frames": args.frames, "evaluation": {"interval": args.eval_interval}, "ppo": ppo, "aux": aux,
         "resources": {"max_concurrent": args.max_concurrent}, "storage": args.storage,
     }, source="learn_gridnavi")
     init_ray(include_dashboard=False)
@@ -99,13 +124,13 @@ def main() -> None:
     progress = analysis.read_progress(study_dir)
     checkpoints = [frames for frames in args.checkpoints if frames <= args.frames]
     table = results_table(progress, args.methods, checkpoints)
-    settings = ppo_settings(args.env, {key: type(getattr(ppo_settings(args.env), key))(value) for key, value in ppo.items()})
     report = "\n".join([
         f"# {args.env}: {', '.join(args.methods)} at lr {args.lr:g}, seeds {args.seeds}, {args.frames:,} frames",
         "",
         f"Command: `OMP_NUM_THREADS=1 .venv/bin/python {' '.join(sys.argv)}`",
         f"Wall time: {wall / 60:.1f} min ({args.max_concurrent} trials at a time). Results: {study_dir}",
-        f"PPO settings: {settings}",
+        f"PPO settings: {ppo_settings(args.env, ppo)}",
+        f"Auxiliary-objective settings (VariBAD / TI methods): {aux_settings(args.env, aux)}",
         f"Versions: {versions()}",
         "",
         "Eval: deterministic actions, one trial on each task of the evaluation set (GridNavi: all 21 goals, exact);",
@@ -113,6 +138,8 @@ def main() -> None:
         "training (stochastic) trials of that iteration. Random policy about -4.7, known-goal ceiling 44.3.",
         "",
         table,
+        "",
+        optimisation_table(progress, args.methods),
         "",
     ])
     print(report)

@@ -27,10 +27,10 @@ class RecordingLearner(MetaPPOLearner):
         super().build()
         self.seen_masks: list[torch.Tensor] = []
 
-    def ppo_loss(self, *, module_id, config, batch, fwd_out):
+    def compute_loss_for_module(self, *, module_id, config, batch, fwd_out):
         steps = batch[MINIBATCH_MASK] if MINIBATCH_MASK in batch else batch[Columns.LOSS_MASK]
         self.seen_masks.append(steps.clone())
-        return super().ppo_loss(module_id=module_id, config=config, batch=batch, fwd_out=fwd_out)
+        return super().compute_loss_for_module(module_id=module_id, config=config, batch=batch, fwd_out=fwd_out)
 
 
 def _config(method: str = "rnn_hn", **ppo):

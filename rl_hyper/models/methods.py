@@ -11,7 +11,7 @@ from typing import Literal
 
 PolicyInput = Literal["latent", "state_latent", "hyper"]
 HyperInit = Literal["bias", "kaiming"]
-AuxLoss = Literal["none", "task_raw", "task_embedding", "elbo"]
+TaskLoss = Literal["none", "task_raw", "task_embedding"]
 WarmUp = Literal["none", "reset", "continue"]
 
 
@@ -23,15 +23,18 @@ class Method:
         embedding, latent embedding] (RNN+S); "hyper" = base net on the state embedding whose
         weights a hypernetwork generates from the latent embedding (RNN+HN).
     hyper_init: Bias-HyperInit ("bias") or Kaiming-uniform heads ("kaiming"); hyper only.
-    aux_loss: extra objective: "task_raw" (decode the raw task descriptor, TI Naive),
-        "task_embedding" (decode the warm-up task embedding g(c), TI / TI++), "elbo" (VariBAD).
+    elbo: the encoder is trained by VariBAD's ELBO (reward or state decoder + KL), from a buffer
+        of past trials (training/learner.py).
+    task_loss: task inference added to that objective: "task_raw" (decode the raw task
+        descriptor, TI Naive), "task_embedding" (decode the warm-up task embedding g(c), TI /
+        TI++). In the original code every TI method is VariBAD plus this term.
     rl_grad_to_encoder: whether PPO gradients reach the GRU encoder (False = stop-gradient at
-        the latent; the encoder then learns only from `aux_loss`).
+        the latent; the encoder then learns only from its auxiliary objective).
     warm_up: multi-task warm-up on g(c) before meta-training (the first N PPO updates, N =
         learner_config_dict["warm_up_updates"]): the policy is conditioned on the task embedding
         g(c) instead of the latent. "reset" (TI): the encoder is frozen during warm-up, and after
         it every policy parameter except g is re-initialised; "continue" (TI++): the encoder
-        learns from `aux_loss` during warm-up, and the policy is kept.
+        learns from its objective during warm-up, and the policy is kept.
     normalize_latent: the policy reads [mu, logvar] normalised by a running mean/std (VariBAD).
     """
 
@@ -39,15 +42,16 @@ class Method:
     name: str
     policy_input: PolicyInput
     hyper_init: HyperInit = "bias"
-    aux_loss: AuxLoss = "none"
+    elbo: bool = False
+    task_loss: TaskLoss = "none"
     rl_grad_to_encoder: bool = True
     warm_up: WarmUp = "none"
     normalize_latent: bool = False
 
     def __post_init__(self):
-        if (self.warm_up != "none") != (self.aux_loss == "task_embedding"):
+        if (self.warm_up != "none") != (self.task_loss == "task_embedding"):
             raise ValueError(f"{self.id}: a warm-up needs the task-embedding loss and vice versa")
-        if self.aux_loss != "none" and self.rl_grad_to_encoder:
+        if self.has_aux_objective and self.rl_grad_to_encoder:
             raise ValueError(f"{self.id}: an auxiliary objective trains the encoder alone")
 
     @property
@@ -55,10 +59,25 @@ class Method:
         return self.policy_input == "hyper"
 
     @property
+    def has_aux_objective(self) -> bool:
+        """Whether the encoder learns from an objective of its own (ELBO and / or task loss)."""
+        return self.elbo or self.task_loss != "none"
+
+    @property
+    def aux_loss(self) -> str:
+        """The auxiliary objective in words: "none", "elbo", "elbo+task_raw", ..."""
+        parts = (["elbo"] if self.elbo else []) + ([self.task_loss] if self.task_loss != "none" else [])
+        return "+".join(parts) or "none"
+
+    @property
     def uses_task(self) -> bool:
         """Whether the learner needs the task descriptor of every step (TI losses, warm-up)."""
-        return self.aux_loss in ("task_raw", "task_embedding")
+        return self.task_loss != "none"
 
+
+# VariBAD's base, as the original code builds VI and every TI method on it: the ELBO trains the
+# encoder alone, and the policy reads the normalised latent
+_VARIBAD = dict(elbo=True, rl_grad_to_encoder=False, normalize_latent=True)
 
 METHODS: dict[str, Method] = {
     m.id: m
@@ -67,12 +86,12 @@ METHODS: dict[str, Method] = {
         Method("rnn_s", "RNN+S", "state_latent"),
         Method("rnn_hn", "RNN+HN", "hyper"),
         Method("rnn_hn_kaiming", "RNN+HN-Kaiming", "hyper", hyper_init="kaiming"),
-        Method("ti_naive", "TI Naive", "state_latent", aux_loss="task_raw", rl_grad_to_encoder=False),
-        Method("ti", "TI", "state_latent", aux_loss="task_embedding", rl_grad_to_encoder=False, warm_up="reset"),
-        Method("ti_pp", "TI++", "state_latent", aux_loss="task_embedding", rl_grad_to_encoder=False, warm_up="continue"),
-        Method("ti_pp_hn", "TI++HN", "hyper", aux_loss="task_embedding", rl_grad_to_encoder=False, warm_up="continue"),
-        Method("vi", "VI", "state_latent", aux_loss="elbo", rl_grad_to_encoder=False, normalize_latent=True),
-        Method("vi_hn", "VI+HN", "hyper", aux_loss="elbo", rl_grad_to_encoder=False, normalize_latent=True),
+        Method("vi", "VI", "state_latent", **_VARIBAD),
+        Method("vi_hn", "VI+HN", "hyper", **_VARIBAD),
+        Method("ti_naive", "TI Naive", "state_latent", task_loss="task_raw", **_VARIBAD),
+        Method("ti", "TI", "state_latent", task_loss="task_embedding", warm_up="reset", **_VARIBAD),
+        Method("ti_pp", "TI++", "state_latent", task_loss="task_embedding", warm_up="continue", **_VARIBAD),
+        Method("ti_pp_hn", "TI++HN", "hyper", task_loss="task_embedding", warm_up="continue", **_VARIBAD),
     )
 }
 

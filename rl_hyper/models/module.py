@@ -4,9 +4,11 @@ Data path per step (B = sequences, T = time steps, N = B * T):
 
     obs (B, T, S + A + 1) = [state s_t (S), prev action a_{t-1} (A), prev reward r_t (1)]
       -> TrajectoryEncoder (GRU, state h)          -> mu, logvar (B, T, L)
-      -> latent = [mu, logvar] (normalised by a running mean/std when method.normalize_latent;
-                                for methods that stop RL gradients at the latent, the learner
-                                uses the latent recorded while sampling, batch["rollout_latent"])
+      -> latent = [mu, logvar] (B, T, 2L), normalised by a running mean/std when
+                  method.normalize_latent (forgetting and clipped, see normalize.py). Methods
+                  that stop RL gradients at the latent act in the learner on the latent recorded
+                  while sampling, batch["rollout_latent"], and the learner does not run the
+                  encoder for PPO at all.
       -> conditioning e = tanh(Linear(2L -> E)) of the latent                    (B, T, E)
          (during a TI warm-up instead e = g(c) = tanh(Linear(D -> E)) of the running-normalised
           task descriptor c = batch["task"] (B, T, D))
@@ -17,7 +19,8 @@ Data path per step (B = sequences, T = time steps, N = B * T):
            hyper:        actor(x; weights from e), critic(x; weights from e)
       -> action-distribution inputs (B, T, n) or (B, T, 2A) = [mean, log_std]; values (B, T)
 
-Auxiliary parts (only for the methods that use them, see methods.py):
+Auxiliary parts (only for the methods that use them, see methods.py); the learner trains them
+from a buffer of past trials, on whole sequences encoded from h = 0 (`posterior`):
     decoder        VariBAD reward/state decoder (decoders.py), `elbo_terms`
     task_decoder   TI task decoder MLP on the latent sample, `task_prediction_error`
     task_embedding g (TI warm-up), with the buffers `warm_up_active` (bool) and
@@ -28,11 +31,13 @@ The policy reads batch["task"] only while `warm_up_active` is True.
 `model_config` keys: method (id), state_dim, action_dim, reward_dim (from the env's ObsLayout),
 max_seq_len, any field of `ModelSizes` (paper grid-world sizes by default), and for the auxiliary
 objectives: decoder, decoder_hidden (+ grid_size, goal_reward for "grid_reward"),
-task_decoder_hidden, task_dim, inner_done_flag (the last state entry is the inner-episode-ended flag).
+task_decoder_hidden, task_dim, inner_done_flag (the last state entry is the inner-episode-ended flag),
+latent_norm_max_count and latent_norm_clip (the latent normaliser's options, normalize.py).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -127,12 +132,13 @@ class MetaRLModule(TorchRLModule, ValueFunctionAPI):
         method, latent_dim = self.method, self.sizes.latent_dim
         self.inner_done_flag = bool(cfg.get("inner_done_flag", False))
         if method.normalize_latent:
-            self.latent_norm = RunningMeanStd(2 * latent_dim)
-        if method.aux_loss == "elbo":
+            self.latent_norm = RunningMeanStd(2 * latent_dim, max_count=cfg.get("latent_norm_max_count", math.inf),
+                                              clip=cfg.get("latent_norm_clip", math.inf))
+        if method.elbo:
             self.decoder = build_trajectory_decoder(cfg, latent_dim, self.state_dim, self.action_dim)
         if method.uses_task:
             task_dim = cfg["task_dim"]
-            out = task_dim if method.aux_loss == "task_raw" else self.sizes.latent_embed
+            out = task_dim if method.task_loss == "task_raw" else self.sizes.latent_embed
             self.task_decoder = mlp(latent_dim, list(cfg["task_decoder_hidden"]), out)
         if method.warm_up != "none":
             self.task_norm = RunningMeanStd(cfg["task_dim"])
@@ -142,10 +148,11 @@ class MetaRLModule(TorchRLModule, ValueFunctionAPI):
 
     def aux_parameters(self) -> list[nn.Parameter]:
         """Parameters trained only by the auxiliary objective (encoder + decoders); [] without one."""
-        if self.method.aux_loss == "none":
+        if not self.method.has_aux_objective:
             return []
-        decoder = self.decoder if self.method.aux_loss == "elbo" else self.task_decoder
-        return [*self.encoder.parameters(), *decoder.parameters()]
+        decoders = [self.decoder] if self.method.elbo else []
+        decoders += [self.task_decoder] if self.method.uses_task else []
+        return [*self.encoder.parameters(), *(p for decoder in decoders for p in decoder.parameters())]
 
     def in_warm_up(self) -> bool:
         return self.method.warm_up != "none" and bool(self.warm_up_active)
@@ -158,25 +165,32 @@ class MetaRLModule(TorchRLModule, ValueFunctionAPI):
         return obs.split([self.state_dim, self.action_dim, self.reward_dim], dim=-1)
 
     def encode(self, batch: dict) -> dict[str, torch.Tensor]:
-        """Run the encoder and build the policy's inputs.
+        """Run the encoder (unless the batch carries the rollout latent) and build the policy's inputs.
 
-        Returns mu, logvar (B, T, L), h (B, H), latent_emb (B, T, E): the policy's conditioning
-        (g(c) during a warm-up) and, for methods that read the state, state_emb (B, T, 256).
+        Returns latent (B, T, 2L): the latent the policy reads (normalised if the method does);
+        latent_emb (B, T, E): the policy's conditioning (g(c) during a warm-up); for methods that
+        read the state, state_emb (B, T, 256); and when the encoder ran, mu, logvar (B, T, L) and
+        h (B, H).
         """
         state, prev_action, prev_reward = self.split_obs(batch[Columns.OBS])
-        mu, logvar, h = self.encoder(state, prev_action, prev_reward, batch[Columns.STATE_IN]["h"])
-        if self.in_warm_up():
-            conditioning = self.task_embedding_of(batch)
-        else:
+        out = {}
+        if self.method.rl_grad_to_encoder or ROLLOUT_LATENT not in batch:
+            mu, logvar, h = self.encoder(state, prev_action, prev_reward, batch[Columns.STATE_IN]["h"])
+            out.update(mu=mu, logvar=logvar, h=h)
             latent = torch.cat([mu, logvar], dim=-1)
-            if not self.method.rl_grad_to_encoder:
-                # the policy acts on the latent it saw while sampling (as the original code);
-                # the encoder, trained by the auxiliary loss alone, drifts during an update
-                latent = batch.get(ROLLOUT_LATENT, latent).detach()
-            if self.method.normalize_latent:
-                latent = self.latent_norm(latent)
-            conditioning = torch.tanh(self.latent_embedding(latent))
-        out = {"mu": mu, "logvar": logvar, "h": h, "latent_emb": conditioning}
+        else:
+            # learner side of a stop-gradient method: the policy acts on the latent it saw while
+            # sampling (as the original code); the encoder, trained by its own objective, is not run
+            latent = batch[ROLLOUT_LATENT]
+        if not self.method.rl_grad_to_encoder:
+            latent = latent.detach()
+        if self.method.normalize_latent:
+            latent = self.latent_norm(latent)
+        out["latent"] = latent
+        if self.in_warm_up():
+            out["latent_emb"] = self.task_embedding_of(batch)
+        else:
+            out["latent_emb"] = torch.tanh(self.latent_embedding(latent))
         if self.method.policy_input != "latent":
             out["state_emb"] = torch.tanh(self.state_embedding(self.state_norm(state)))
         return out
@@ -205,8 +219,8 @@ class MetaRLModule(TorchRLModule, ValueFunctionAPI):
     @staticmethod
     def features_at(features: dict[str, torch.Tensor], steps: torch.Tensor) -> dict[str, torch.Tensor]:
         """The policy's inputs at some steps: features (B, T, ...) of `encode`, steps (B, T) bool
-        -> latent_emb (N, E) and (when read) state_emb (N, 256), N = steps.sum()."""
-        return {name: features[name][steps] for name in ("latent_emb", "state_emb") if name in features}
+        -> latent (N, 2L), latent_emb (N, E) and (when read) state_emb (N, 256), N = steps.sum()."""
+        return {name: features[name][steps] for name in ("latent", "latent_emb", "state_emb") if name in features}
 
     def action_dist_inputs(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
         """features (leading dims (B, T) or (N,)) -> logits (..., n) or [mean, log_std] (..., 2A)."""
@@ -250,15 +264,24 @@ class MetaRLModule(TorchRLModule, ValueFunctionAPI):
         """Reparameterised sample z = mu + exp(logvar / 2) * eps, (B, T, L)."""
         return mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
 
-    def elbo_terms(self, batch: dict, features: dict, steps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """VariBAD terms per latent step t of each sequence (not yet masked or weighted).
+    def posterior(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """obs (B, T, S + A + 1) of sequences that start a trial -> mu, logvar (B, T, L), the
+        encoder run from h = 0."""
+        state, prev_action, prev_reward = self.split_obs(obs)
+        h0 = torch.zeros(obs.shape[0], self.sizes.gru_hidden, device=obs.device)
+        mu, logvar, _ = self.encoder(state, prev_action, prev_reward, h0)
+        return mu, logvar
 
-        steps (B, T) bool: the sequence's observed steps (a prefix of each row). Returns the
-        reconstruction NLL of all observed targets of the sequence from z_t, (B, T), and
+    def elbo_terms(self, obs: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
+                   steps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """VariBAD terms per latent step t of each sequence (not yet masked or reduced).
+
+        obs (B, T, S + A + 1), mu / logvar (B, T, L) of `posterior`, steps (B, T) bool: the
+        sequence's observed steps (a prefix of each row). Returns the reconstruction NLL of all
+        observed targets of the sequence from z_t, summed over the targets, (B, T), and
         KL(q_t || q_{t-1}) with N(0, I) in place of q_{-1} at the sequence's first step, (B, T).
         """
-        mu, logvar = features["mu"], features["logvar"]
-        state, prev_action, prev_reward = self.split_obs(batch[Columns.OBS])
+        state, prev_action, prev_reward = self.split_obs(obs)
         targets = steps
         if self.inner_done_flag:  # (s_j, r_j) straddles an inner-episode reset where the flag is up
             targets = steps & (state[..., -1] < 0.5)
@@ -267,14 +290,15 @@ class MetaRLModule(TorchRLModule, ValueFunctionAPI):
         prior_logvar = torch.cat([torch.zeros_like(logvar[:, :1]), logvar[:, :-1]], dim=1)
         return nll, gaussian_kl(mu, logvar, prior_mu, prior_logvar)
 
-    def task_prediction_error(self, batch: dict, features: dict) -> torch.Tensor:
-        """Mean squared error of the task decoder on the latent sample, (B, T). Target: the raw
-        descriptor (task_raw) or the stop-gradient task embedding g(c) (task_embedding)."""
-        prediction = self.task_decoder(self.sample_latent(features["mu"], features["logvar"]))
-        if self.method.aux_loss == "task_raw":
-            target = batch[TASK]
+    def task_prediction_error(self, task: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+        """Mean squared error over the target's entries of the task decoder on the latent sample,
+        (B, T). task (B, T, D): the descriptors; mu / logvar (B, T, L). Target: the raw descriptor
+        (task_raw) or the stop-gradient task embedding g(c) (task_embedding)."""
+        prediction = self.task_decoder(self.sample_latent(mu, logvar))
+        if self.method.task_loss == "task_raw":
+            target = task
         else:
-            target = self.task_embedding_of(batch).detach()
+            target = self.task_embedding_of({TASK: task}).detach()
         return (prediction - target).pow(2).mean(-1)
 
     @torch.no_grad()
@@ -292,7 +316,7 @@ class MetaRLModule(TorchRLModule, ValueFunctionAPI):
         """The encoder and embeddings over the whole (B, T) batch; the learner runs the actor and
         critic only on its minibatch's steps (`features_at`, `action_dist_inputs`, `compute_values`)."""
         features = self.encode(batch)
-        return {Columns.STATE_OUT: {"h": features["h"]}, Columns.EMBEDDINGS: features}
+        return {Columns.STATE_OUT: {"h": features.get("h", batch[Columns.STATE_IN]["h"])}, Columns.EMBEDDINGS: features}
 
     def compute_values(self, batch: dict, embeddings: Any = None) -> torch.Tensor:
         """Critic values (B, T), or (N,) for `embeddings` from `features_at`; with `embeddings`

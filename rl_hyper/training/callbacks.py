@@ -37,7 +37,7 @@ from rl_hyper.models.methods import Method, get_method
 from rl_hyper.training.evaluation import EvaluationSettings, evaluation_tasks, play_trials
 
 TRIAL_RETURN = "trial_return"
-LEARNER_METRICS = ("total_loss", "policy_loss", "vf_loss", "entropy", "approx_kl", "clip_fraction")
+LEARNER_METRICS = ("total_loss", "policy_loss", "vf_loss", "entropy", "approx_kl", "clip_fraction", "latent_norm")
 AUX_PREFIXES = ("aux_", "warm_up")  # auxiliary objectives of the TI / VariBAD methods
 
 
@@ -54,8 +54,8 @@ def initial_lr(lr) -> float:
 def aux_metric_names(method: Method) -> tuple[str, ...]:
     """The auxiliary learner metrics of `method`: declared (NaN) from the first iteration on, since
     Tune fixes progress.csv's columns at the first result (TI logs no task loss during warm-up)."""
-    names = {"none": (), "elbo": ("aux_reconstruction_nll", "aux_kl", "aux_elbo"),
-             "task_raw": ("aux_task_loss",), "task_embedding": ("aux_task_loss",)}[method.aux_loss]
+    names = ("aux_reconstruction_nll", "aux_kl", "aux_elbo") if method.elbo else ()
+    names += ("aux_task_loss",) if method.uses_task else ()
     return names + (("warm_up",) if method.warm_up != "none" else ())
 
 

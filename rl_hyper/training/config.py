@@ -81,6 +81,13 @@ class AuxSettings:
     decoder: VariBAD decoder, "grid_reward" (multi-head Bernoulli over the grid cells),
         "reward" (MSE on (z, s, a, s')) or "state" (MSE of s' from (z, s, a)).
     warm_up_updates: N, PPO updates of the TI warm-up (they count against the frame budget).
+    vae_buffer_trajectories / vae_batch_trajectories / vae_updates: the trial buffer's size, the
+        sequences drawn per VAE step and the VAE steps per PPO update (training/learner.py; the
+        original's size_vae_buffer, vae_batch_num_trajs, num_vae_updates). The buffer never
+        holds more than the trial's frame budget can fill.
+    latent_norm_window / latent_norm_clip: the policy's latent normaliser forgets (its sample
+        count saturates at `latent_norm_window` updates' worth of latents) and clamps its output
+        (models/normalize.py); inf / inf give the original's cumulative statistics.
     """
 
     decoder: str
@@ -89,15 +96,21 @@ class AuxSettings:
     warm_up_updates: int
     kl_weight: float = 1.0
     aux_lr: float = 1e-3
+    vae_buffer_trajectories: int = 100_000
+    vae_batch_trajectories: int = 25
+    vae_updates: int = 3
+    latent_norm_window: float = 10
+    latent_norm_clip: float = 5.0
 
 
-_MUJOCO_AUX = AuxSettings("reward", (64, 32), (64, 32), 563, kl_weight=0.1)
+_MUJOCO_AUX = AuxSettings("reward", (64, 32), (64, 32), 563, kl_weight=0.1, vae_buffer_trajectories=10_000,
+                          vae_batch_trajectories=10, vae_updates=1)
 AUX_SETTINGS: dict[str, AuxSettings] = {
     "grid": AuxSettings("grid_reward", (32, 32), (32, 32), 100),
     "mujoco": _MUJOCO_AUX,  # Cheetah-Dir, Cheetah-Vel, Ant-Dir
     "WalkerRandParams": replace(_MUJOCO_AUX, decoder="state", decoder_hidden=(256, 128), kl_weight=1.0),
     # not given by the paper for MC-LS: grid-world values with a reward decoder on its frames
-    "minecraft": AuxSettings("reward", (64, 32), (32, 32), 100),
+    "minecraft": AuxSettings("reward", (64, 32), (32, 32), 100, vae_buffer_trajectories=10_000),
 }
 
 
@@ -158,14 +171,21 @@ def build_config(env: str, method: str, *, lr: float, seed: int, frames: int | N
                       "minibatches": settings.minibatches, "minibatch_updates": settings.num_epochs * settings.minibatches,
                       "value_loss": settings.value_loss, "encoder_optimizer": settings.encoder_optimizer,
                       "encoder_adam_eps": settings.encoder_adam_eps}
-    if method_row.aux_loss != "none":
+    train_batch = num_envs * settings.rollout_steps_per_env
+    if method_row.normalize_latent:
+        model_config.update(latent_norm_max_count=aux_set.latent_norm_window * train_batch,
+                            latent_norm_clip=aux_set.latent_norm_clip)
+    if method_row.has_aux_objective:
         model_config.update(decoder=aux_set.decoder, decoder_hidden=list(aux_set.decoder_hidden),
                             task_decoder_hidden=list(aux_set.task_decoder_hidden), task_dim=probe.task_env.task_dim,
                             inner_done_flag=probe.episodes_per_trial > 1)
         if aux_set.decoder == "grid_reward":
             model_config.update(grid_size=GRID_SIZE, goal_reward=1.0)
-        learner_config.update(aux_lr=aux_set.aux_lr, kl_weight=aux_set.kl_weight, warm_up_updates=aux_set.warm_up_updates)
-    train_batch = num_envs * settings.rollout_steps_per_env
+        sequences_per_update = num_envs * math.ceil(settings.rollout_steps_per_env / (max_seq_len - 1))
+        budget_sequences = math.ceil(frames / train_batch) * sequences_per_update
+        learner_config.update(aux_lr=aux_set.aux_lr, kl_weight=aux_set.kl_weight, warm_up_updates=aux_set.warm_up_updates,
+                              vae_buffer_trajectories=min(aux_set.vae_buffer_trajectories, budget_sequences),
+                              vae_batch_trajectories=aux_set.vae_batch_trajectories, vae_updates=aux_set.vae_updates)
     lr_schedule = [[0, lr], [frames, 0.0]] if settings.lr_schedule == "linear_to_zero" else lr
     probe.close()
 

@@ -28,27 +28,36 @@ RNN+S, RNN+HN) have their own Adam ("encoder", same learning rate and schedule,
 original code's), or share the default one when "joint". RLlib clips the gradients' global norm
 per optimiser (`grad_clip`), so a separate encoder optimiser has its own clip, as in the original.
 
-Auxiliary objectives (methods.py `aux_loss`), added to the PPO loss of the same minibatch:
+Auxiliary objective (methods.py `elbo`, `task_loss`; VariBAD and the TI methods built on it), as
+the original code trains it: after the PPO epochs of an update, `vae_updates` steps of the "aux"
+Adam (lr = `aux_lr`, fixed; no gradient clipping), each on `vae_batch_trajectories` sequences drawn
+without replacement from a `TrialBuffer` of the last `vae_buffer_trajectories` sequences of past
+train batches (the current batch included). Each drawn sequence b is encoded from h = 0 and, over
+its observed steps t (ELBO terms) and targets j:
 
-    elbo            mean over observed steps t of [reconstruction NLL of every observed target of
-                    the sequence from z_t + kl_weight * KL(q_t || q_{t-1})]  (VariBAD, module
-                    `elbo_terms`)
-    task_raw        mean over observed steps of the MSE of the task decoder on z_t vs. the raw
-    task_embedding  descriptor / vs. the stop-gradient warm-up task embedding g(c); skipped during
-                    a "reset" warm-up (encoder frozen)
+    loss = 1/K sum_b sum_t sum_j NLL(target j | z_t)        (reconstruction: mean over sequences)
+           + kl_weight * sum_b sum_t KL(q_t || q_{t-1})     (KL: summed over sequences)
+           + sum_b sum_t task_error_t                        (task loss: summed over sequences)
+
+with K the number of drawn sequences, N(0, I) in place of q_{-1}, and task_error the mean squared
+error of the task decoder on z_t against the raw descriptor (task_raw) or the stop-gradient
+warm-up embedding g(c) (task_embedding). These are the original's reductions (sum over ELBO
+terms and reconstruction terms, mean over trajectories, except KL and task loss, which it sums
+over trajectories): the KL's weight relative to the reconstruction is kl_weight * K. During a
+"reset" warm-up (TI) the encoder is frozen and the objective is not trained.
 
 "Observed steps" are the real steps plus the bootstrap step RLlib appends to every episode chunk
 (its observation and reward are real; only the PPO loss masks it out). A sequence of the train
 batch is one episode chunk as sampled: with `max_seq_len` >= trial length + 1 (the default) and a
 rollout that holds whole trials (grid-worlds, Cheetah, Ant), every sequence is a whole trial and
 the ELBO reconstructs the whole trial's rewards. When a rollout or `max_seq_len` cuts a trial
-(Walker: 200-step rollouts of 400-step trials), the ELBO of a chunk reconstructs only that chunk's
-targets, and its first KL term is taken against N(0, I) rather than the previous chunk's posterior.
+(Walker: 200-step rollouts of 400-step trials), a later chunk is encoded from h = 0 too and its
+ELBO reconstructs only that chunk's targets.
 
-With an auxiliary objective, the encoder and the decoders have their own Adam ("aux", lr =
-learner_config_dict["aux_lr"], fixed). The PPO gradient never reaches the encoder for these
-methods (stop-gradient at the latent) and the auxiliary losses never reach the policy, so the
-summed loss trains each part by its own objective.
+The PPO gradient never reaches the encoder of these methods (the policy reads the latent
+recorded while sampling) and the auxiliary loss never reaches the policy. The "aux" optimiser is
+registered with RLlib (so its state is checkpointed); its parameters get no PPO gradient, so
+RLlib's per-minibatch step leaves them alone.
 
 Warm-up (TI, TI++): the module's `warm_up_active` buffer is True for the first
 learner_config_dict["warm_up_updates"] calls of `update` (one call = one PPO update of all
@@ -56,9 +65,11 @@ epochs and minibatches on one training batch); after the last one `module.end_wa
 it (and for "reset" re-initialises the policy, whose Adam moments are then cleared too).
 
 Metrics per update (under the module id): policy_loss, vf_loss, entropy, approx_kl, clip_fraction
-as means over the update's minibatches; (window 1:) aux_reconstruction_nll, aux_kl, aux_elbo,
-aux_task_loss (only the ones of the method), and warm_up (1.0 during a warm-up update, else 0.0;
-warm-up methods only). The README's metrics table lists them.
+and latent_norm (mean L2 norm of the latent the policy reads, after normalisation) as means over
+the update's minibatches; aux_reconstruction_nll, aux_kl, aux_elbo (= nll + kl_weight * kl),
+aux_task_loss (only the ones of the method) as means over the update's VAE steps; and warm_up
+(1.0 during a warm-up update, else 0.0; warm-up methods only). The README's metrics table lists
+them.
 """
 
 from __future__ import annotations
@@ -73,7 +84,9 @@ from ray.rllib.connectors.learner import GeneralAdvantageEstimation
 from ray.rllib.core.columns import Columns
 from ray.rllib.evaluation.postprocessing import Postprocessing
 
+from rl_hyper.models.module import TASK
 from rl_hyper.training.connectors import AddTaskToTrainBatch, RewardNormalizingGAE
+from rl_hyper.training.trial_buffer import STEPS, TrialBuffer
 
 AUX_OPTIMIZER = "aux"
 ENCODER_OPTIMIZER = "encoder"
@@ -99,6 +112,28 @@ def observed_steps(loss_mask: torch.Tensor) -> torch.Tensor:
     """loss_mask (B, T) bool -> (B, T) bool: the real steps plus the bootstrap step after them."""
     shifted = torch.cat([torch.zeros_like(loss_mask[:, :1]), loss_mask[:, :-1]], dim=1)
     return loss_mask | shifted
+
+
+def vae_objective(steps: torch.Tensor, kl_weight: float, nll: torch.Tensor | None = None,
+                  kl: torch.Tensor | None = None, task_error: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
+    """The auxiliary loss of K sequences with the original's reductions (see module docstring).
+
+    steps (K, T) bool: each sequence's observed steps (its ELBO terms). nll (K, T): reconstruction
+    NLL from z_t summed over the sequence's targets; kl (K, T): KL(q_t || q_{t-1}); task_error
+    (K, T): the task decoder's error; each None when the method has no such term. Returns the loss
+    (a scalar) and its parts by metric name: aux_reconstruction_nll = sum / K, aux_kl = sum,
+    aux_elbo = nll + kl_weight * kl, aux_task_loss = sum.
+    """
+    parts, loss = {}, 0.0
+    if nll is not None:
+        parts["aux_reconstruction_nll"] = nll[steps].sum() / steps.shape[0]
+        parts["aux_kl"] = kl[steps].sum()
+        parts["aux_elbo"] = parts["aux_reconstruction_nll"] + kl_weight * parts["aux_kl"]
+        loss = parts["aux_elbo"]
+    if task_error is not None:
+        parts["aux_task_loss"] = task_error[steps].sum()
+        loss = loss + parts["aux_task_loss"]
+    return loss, parts
 
 
 def value_error_fn(kind: str):
@@ -129,6 +164,10 @@ class MetaPPOLearner(PPOTorchLearner):
                 self.end_warm_up(module_id)
 
         self._minibatch_rng = np.random.default_rng(self.config.seed)
+        self._trial_buffers = {
+            module_id: TrialBuffer(self.config.get_config_for_module(module_id).learner_config_dict["vae_buffer_trajectories"])
+            for module_id in self.module.keys() if self.module[module_id].unwrapped().method.has_aux_objective
+        }
 
     def configure_optimizers_for_module(self, module_id, config=None) -> None:
         module = self._module[module_id].unwrapped()
@@ -147,6 +186,20 @@ class MetaPPOLearner(PPOTorchLearner):
         for name, own_params, lr, eps in own_optimizers:
             self.register_optimizer(module_id=module_id, optimizer_name=name, params=own_params,
                                     optimizer=torch.optim.Adam(own_params, eps=eps, fused=True), lr_or_lr_schedule=lr)
+
+    def _make_batch_if_necessary(self, training_data):
+        """RLlib's train batch (after the learner connector); its sequences also go into the
+        trial buffers of the modules with an auxiliary objective."""
+        batch = super()._make_batch_if_necessary(training_data)
+        for module_id, buffer in self._trial_buffers.items():
+            if module_id not in batch.policy_batches:
+                continue
+            module_batch = batch.policy_batches[module_id]
+            columns = {Columns.OBS: module_batch[Columns.OBS]}
+            if TASK in module_batch:
+                columns[TASK] = module_batch[TASK]
+            buffer.add(columns, observed_steps(torch.as_tensor(module_batch[Columns.LOSS_MASK])).sum(1))
+        return batch
 
     def _create_iterator_if_necessary(self, *, training_data, num_epochs: int = 1, **kwargs):
         """RLlib's minibatch iterator ("sequences"), or the random-step minibatches (see module
@@ -168,13 +221,8 @@ class MetaPPOLearner(PPOTorchLearner):
                     module_batch[MINIBATCH_MASK] = masks[module_id][k]
                 yield batch
 
-    def compute_loss_for_module(self, *, module_id, config, batch, fwd_out):
-        total = self.ppo_loss(module_id=module_id, config=config, batch=batch, fwd_out=fwd_out)
-        aux = self.aux_loss(module_id=module_id, config=config, batch=batch, fwd_out=fwd_out)
-        return total if aux is None else total + aux
-
-    def ppo_loss(self, *, module_id, config, batch, fwd_out) -> torch.Tensor:
-        """The PPO loss alone (see module docstring), a scalar; logs its parts."""
+    def compute_loss_for_module(self, *, module_id, config, batch, fwd_out) -> torch.Tensor:
+        """The PPO loss (see module docstring), a scalar; logs its parts."""
         module = self.module[module_id].unwrapped()
         extra = config.learner_config_dict
         steps = batch[MINIBATCH_MASK] if MINIBATCH_MASK in batch else batch[Columns.LOSS_MASK]  # (B, T) bool
@@ -200,36 +248,51 @@ class MetaPPOLearner(PPOTorchLearner):
         with torch.no_grad():
             approx_kl = (old_logp - logp).mean()
             clip_fraction = ((ratio - 1).abs() > clip).float().mean()
+            latent_norm = features["latent"].norm(dim=-1).mean()
         self.metrics.log_dict(
             {"policy_loss": policy_loss.mean(), "vf_loss": value_loss.mean(), "entropy": entropy.mean(),
-             "approx_kl": approx_kl, "clip_fraction": clip_fraction},
+             "approx_kl": approx_kl, "clip_fraction": clip_fraction, "latent_norm": latent_norm},
             key=module_id, window=extra.get("minibatch_updates", 1),
         )
         return total
 
-    def aux_loss(self, *, module_id, config, batch, fwd_out) -> torch.Tensor | None:
-        """The method's auxiliary loss (see module docstring), a scalar; None when there is none."""
+    def vae_loss(self, module, sample: dict[str, torch.Tensor], kl_weight: float) -> tuple[torch.Tensor, dict]:
+        """The auxiliary loss (see module docstring) of a `TrialBuffer.sample`, a scalar, and its
+        parts by metric name."""
+        obs, steps = sample[Columns.OBS], sample[STEPS]
+        mu, logvar = module.posterior(obs)
+        terms = {}
+        if module.method.elbo:
+            terms["nll"], terms["kl"] = module.elbo_terms(obs, mu, logvar, steps)
+        if module.method.uses_task:
+            terms["task_error"] = module.task_prediction_error(sample[TASK], mu, logvar)
+        return vae_objective(steps, kl_weight, **terms)
+
+    def train_vae(self, module_id) -> None:
+        """`vae_updates` steps of the auxiliary objective on buffer samples (see module docstring)."""
         module = self.module[module_id].unwrapped()
-        method = module.method
-        if method.aux_loss == "none" or (method.warm_up == "reset" and module.in_warm_up()):
-            return None
-        steps = observed_steps(batch[Columns.LOSS_MASK])
-        features = fwd_out[Columns.EMBEDDINGS]
-        if method.aux_loss == "elbo":
-            nll, kl = module.elbo_terms(batch, features, steps)
-            nll, kl = nll[steps].mean(), kl[steps].mean()
-            loss = nll + config.learner_config_dict.get("kl_weight", 1.0) * kl
-            self.metrics.log_dict({"aux_reconstruction_nll": nll, "aux_kl": kl, "aux_elbo": loss},
-                                  key=module_id, window=1)
-            return loss
-        loss = module.task_prediction_error(batch, features)[steps].mean()
-        self.metrics.log_value((module_id, "aux_task_loss"), loss, window=1)
-        return loss
+        if module.method.warm_up == "reset" and module.in_warm_up():
+            return
+        extra = self.config.get_config_for_module(module_id).learner_config_dict
+        optimizer = self.get_optimizer(module_id, AUX_OPTIMIZER)
+        for _ in range(extra["vae_updates"]):
+            sample = self._trial_buffers[module_id].sample(extra["vae_batch_trajectories"], self._minibatch_rng,
+                                                          device=self._device)
+            with torch.enable_grad():
+                loss, parts = self.vae_loss(module, sample, extra["kl_weight"])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+            optimizer.step()
+            self.metrics.log_dict({name: value.detach() for name, value in parts.items()}, key=module_id,
+                                  window=extra["vae_updates"])
+        optimizer.zero_grad(set_to_none=True)
 
     def after_gradient_based_update(self, *, timesteps) -> None:
-        """Apply the staged normaliser samples; count warm-up updates and after the last one leave
-        the warm-up (see module docstring)."""
+        """Train the auxiliary objective; apply the staged normaliser samples; count warm-up
+        updates and after the last one leave the warm-up (see module docstring)."""
         super().after_gradient_based_update(timesteps=timesteps)
+        for module_id in self._trial_buffers:
+            self.train_vae(module_id)
         for module_id in self.module.keys():
             module = self.module[module_id].unwrapped()
             module.apply_normalizer_samples()
