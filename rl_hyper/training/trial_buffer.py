@@ -8,7 +8,11 @@ draws `vae_batch_num_trajs` of them, without replacement, for each VAE update.
 Each entry is one sequence of the train batch (a whole trial wherever a rollout holds whole
 trials) stored as its columns padded to T steps plus its number of observed steps. Memory: the
 buffer grows by doubling up to `capacity` entries of T * (sum of the columns' widths) float32
-values each; on GridNavi 1e6 frames fill about 16,700 entries of 61 x 10 values, 41 MB.
+values each (T = max_seq_len; the observation's width, plus the task's for TI methods). At the
+default sizes a full buffer holds: GridNavi 61 x 9 values per entry, 16,667 entries after 1e6
+frames = 37 MB; CheetahDir 201 x 27 x 10,000 = 217 MB; WalkerRandParams 401 x 25 x 10,000 =
+401 MB; MC-LS 401 x 305 x 10,000 = 4.9 GB (the original's size; lower `vae_buffer_trajectories`
+in the study's `aux:` section where several MC-LS trials share a machine's memory).
 The buffer is not saved with checkpoints: a resumed trial starts with an empty one.
 """
 
