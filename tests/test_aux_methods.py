@@ -104,10 +104,9 @@ def test_task_column_has_the_obs_layout_and_the_episode_tasks(registered_envs):
         assert torch.all(obs[row, paid, :2] == row_goals[0])
 
 
-@pytest.mark.parametrize("method,stopped", [("vi", True), ("vi_hn", True), ("ti_naive", True), ("ti", True),
-                                            ("ti_pp_hn", True), ("rnn", False), ("rnn_s", False),
-                                            ("rnn_hn", False)])
-def test_ppo_gradient_reaches_the_encoder_only_without_aux_objective(method, stopped, registered_envs):
+@pytest.mark.parametrize("method", list(METHODS))  # every core x conditioning x objective of the table
+def test_ppo_gradient_reaches_the_encoder_only_without_aux_objective(method, registered_envs):
+    stopped = not METHODS[method].rl_grad_to_encoder
     _, learner, episodes = _setup(method, warm_up_updates=0)  # after the warm-up, for TI methods
     learner.update(episodes=copy.deepcopy(episodes))  # one update, so the hypernetwork heads are non-zero
     batch = _train_batch(learner, episodes)

@@ -60,6 +60,8 @@ def test_methods_command_prints_every_row_with_its_switches():
     for method in METHODS.values():
         row = table[method.id]
         assert method.name.split()[-1] in row and method.policy_input in row and method.aux_loss in row
+        assert method.core in row
         assert row[-3:] == ["yes" if method.rl_grad_to_encoder else "no", method.warm_up,
                             "yes" if method.normalize_latent else "no"]
-    assert table["rnn_hn_kaiming"][3] == "kaiming" and table["rnn_s"][3] == "-"
+    assert table["rnn_hn_kaiming"][4] == "kaiming" and table["rnn_s"][4] == "-"
+    assert table["transformer_hn"][2:4] == ["transformer", "hyper"]

@@ -18,6 +18,8 @@ from rl_hyper.cli import main
 from rl_hyper.training.config import build_config
 
 BASE_METHODS = ["rnn", "rnn_s", "rnn_hn", "rnn_hn_kaiming"]
+# one method per sequence core x conditioning pair that trains the encoder with RL gradients
+CORE_METHODS = ["rnn_film", "lstm", "lstm_hn", "transformer", "transformer_hn"]
 
 
 def _runner(method: str, envs: int = 2) -> SingleAgentEnvRunner:
@@ -26,19 +28,21 @@ def _runner(method: str, envs: int = 2) -> SingleAgentEnvRunner:
 
 
 def _logits(module, obs: np.ndarray, starts: list[int]) -> torch.Tensor:
-    """Recompute action-distribution inputs over obs (T, D), resetting the GRU at `starts`."""
+    """Recompute action-distribution inputs over obs (T, D) in one pass per piece, resetting the
+    encoder's core to its initial state at `starts`."""
     pieces = []
     bounds = starts + [len(obs)]
     for begin, end in zip(bounds[:-1], bounds[1:]):
         batch = {Columns.OBS: torch.as_tensor(obs[begin:end]).unsqueeze(0),
-                 Columns.STATE_IN: {"h": torch.zeros(1, module.sizes.gru_hidden)}}
+                 Columns.STATE_IN: module.encoder.initial_state_batch(1, "cpu")}
         with torch.no_grad():
             pieces.append(module._forward(batch)[Columns.ACTION_DIST_INPUTS][0])
     return torch.cat(pieces)
 
 
-def test_memory_carried_across_inner_episodes_and_reset_between_trials(registered_envs):
-    runner = _runner("rnn_s", envs=2)
+@pytest.mark.parametrize("method", ["rnn_s", "lstm", "transformer"])  # the gru, lstm and transformer cores
+def test_memory_carried_across_inner_episodes_and_reset_between_trials(method, registered_envs):
+    runner = _runner(method, envs=2)
     episodes = runner.sample(num_episodes=4, random_actions=False)
     complete = [e for e in episodes if e.is_done]
     assert len(complete) >= 4  # two envs -> at least two of these are second trials of an env
@@ -47,8 +51,9 @@ def test_memory_carried_across_inner_episodes_and_reset_between_trials(registere
         obs = np.asarray(episode.get_observations())[:-1]  # (60, D): the inputs of the 60 actions
         sampled = torch.as_tensor(np.asarray(episode.get_extra_model_outputs(Columns.ACTION_DIST_INPUTS)))
         assert len(obs) == 60
-        # one GRU pass from h = 0 over the whole trial reproduces what the sampler computed:
-        # the state was zero at the trial's start and carried through steps 15, 30, 45
+        # one pass from the initial state over the whole trial reproduces what the sampler
+        # computed step by step: the state was reset at the trial's start and carried through
+        # steps 15, 30, 45
         torch.testing.assert_close(_logits(module, obs, [0]), sampled, rtol=1e-4, atol=1e-5)
         # resetting at the first inner-episode boundary changes the outputs from there on
         reset_inner = _logits(module, obs, [0, 15])
@@ -56,7 +61,7 @@ def test_memory_carried_across_inner_episodes_and_reset_between_trials(registere
         assert not torch.allclose(reset_inner[15:], sampled[15:], rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("method", BASE_METHODS)
+@pytest.mark.parametrize("method", BASE_METHODS + CORE_METHODS)
 def test_sample_and_learner_update_changes_encoder(method, registered_envs):
     runner = _runner(method, envs=4)
     episodes = runner.sample()
@@ -64,15 +69,16 @@ def test_sample_and_learner_update_changes_encoder(method, registered_envs):
     config = runner.config
     learner = config.build_learner(env=runner.env)
     module = learner.module["default_policy"]
-    gru_before = [p.detach().clone() for p in module.encoder.gru.parameters()]
-    # as PPO calls it: 2 epochs x 4 minibatches. With Bias-HyperInit the first minibatch cannot
-    # reach the GRU (every latent head starts at 0); the later ones must.
+    core_before = [p.detach().clone() for p in module.encoder.core.parameters()]
+    # as PPO calls it: 2 epochs x 4 minibatches. With Bias-HyperInit (and FiLM's zero-initialised
+    # modulation) the first minibatch cannot reach the core (the latent's heads start at 0); the
+    # later ones must.
     results = learner.update(episodes=episodes, num_epochs=config.num_epochs, minibatch_size=config.minibatch_size)
     stats = results["default_policy"]
     for name in ("policy_loss", "vf_loss", "entropy", "total_loss"):
         assert math.isfinite(float(stats[name].peek())), name
-    changed = [not torch.equal(a, b) for a, b in zip(gru_before, module.encoder.gru.parameters())]
-    assert all(changed), f"RL gradients must reach every GRU tensor of {method}"
+    changed = [not torch.equal(a, b) for a, b in zip(core_before, module.encoder.core.parameters())]
+    assert all(changed), f"RL gradients must reach every tensor of {method}'s sequence core"
 
 
 def test_train_end_to_end_writes_tune_results(ray_session, tmp_path, capsys):

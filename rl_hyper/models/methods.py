@@ -1,7 +1,10 @@
 """The method table (PAPER_SPEC section 3): one frozen row of switches per method id.
 
-The RLModule and the Learner read these switches; no method has a class of its own.
-Adding a method = adding one row to `METHODS`.
+A method composes three parts: the encoder's sequence core (models/cores.py), the policy's
+conditioning on the latent (models/policy.py) and the encoder's objective (none = RL gradients,
+or VariBAD's ELBO with an optional task loss). The RLModule and the Learner read these switches;
+no method has a class of its own. Adding a method = adding one row to `METHODS`; an invalid
+combination fails when the row is built.
 """
 
 from __future__ import annotations
@@ -9,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-PolicyInput = Literal["latent", "state_latent", "hyper"]
+Core = Literal["gru", "lstm", "transformer"]
+PolicyInput = Literal["latent", "state_latent", "film", "hyper"]
 HyperInit = Literal["bias", "kaiming"]
 TaskLoss = Literal["none", "task_raw", "task_embedding"]
 WarmUp = Literal["none", "reset", "continue"]
@@ -19,10 +23,12 @@ WarmUp = Literal["none", "reset", "continue"]
 class Method:
     """Switches that define one method.
 
-    policy_input: "latent" = latent embedding only (RNN / RL^2); "state_latent" = [state
-        embedding, latent embedding] (RNN+S); "hyper" = base net on the state embedding whose
-        weights a hypernetwork generates from the latent embedding (RNN+HN).
+    policy_input: the conditioning. "latent" = latent embedding only (RNN / RL^2);
+        "state_latent" = [state embedding, latent embedding] (RNN+S); "film" = an MLP on the state
+        embedding whose hidden layers the latent embedding scales and shifts; "hyper" = base net on
+        the state embedding whose weights a hypernetwork generates from the latent embedding (RNN+HN).
     hyper_init: Bias-HyperInit ("bias") or Kaiming-uniform heads ("kaiming"); hyper only.
+    core: the encoder's sequence core: "gru" (the paper's), "lstm" or "transformer".
     elbo: the encoder is trained by VariBAD's ELBO (reward or state decoder + KL), from a buffer
         of past trials (training/learner.py).
     task_loss: task inference added to that objective: "task_raw" (decode the raw task
@@ -42,6 +48,7 @@ class Method:
     name: str
     policy_input: PolicyInput
     hyper_init: HyperInit = "bias"
+    core: Core = "gru"
     elbo: bool = False
     task_loss: TaskLoss = "none"
     rl_grad_to_encoder: bool = True
@@ -49,6 +56,13 @@ class Method:
     normalize_latent: bool = False
 
     def __post_init__(self):
+        for field, value, choices in (("policy_input", self.policy_input, PolicyInput), ("core", self.core, Core),
+                                      ("hyper_init", self.hyper_init, HyperInit), ("task_loss", self.task_loss, TaskLoss),
+                                      ("warm_up", self.warm_up, WarmUp)):
+            if value not in choices.__args__:
+                raise ValueError(f"{self.id}: unknown {field} {value!r}; choose from {', '.join(choices.__args__)}")
+        if self.hyper_init != "bias" and self.policy_input != "hyper":
+            raise ValueError(f"{self.id}: hyper_init={self.hyper_init!r} needs policy_input 'hyper'")
         if (self.warm_up != "none") != (self.task_loss == "task_embedding"):
             raise ValueError(f"{self.id}: a warm-up needs the task-embedding loss and vice versa")
         if self.has_aux_objective and self.rl_grad_to_encoder:
@@ -86,8 +100,14 @@ METHODS: dict[str, Method] = {
         Method("rnn_s", "RNN+S", "state_latent"),
         Method("rnn_hn", "RNN+HN", "hyper"),
         Method("rnn_hn_kaiming", "RNN+HN-Kaiming", "hyper", hyper_init="kaiming"),
+        Method("rnn_film", "RNN+FiLM", "film"),
+        Method("lstm", "LSTM", "latent", core="lstm"),
+        Method("lstm_hn", "LSTM+HN", "hyper", core="lstm"),
+        Method("transformer", "Transformer", "latent", core="transformer"),
+        Method("transformer_hn", "Transformer+HN", "hyper", core="transformer"),
         Method("vi", "VI", "state_latent", **_VARIBAD),
         Method("vi_hn", "VI+HN", "hyper", **_VARIBAD),
+        Method("vi_film", "VI+FiLM", "film", **_VARIBAD),
         Method("ti_naive", "TI Naive", "state_latent", task_loss="task_raw", **_VARIBAD),
         Method("ti", "TI", "state_latent", task_loss="task_embedding", warm_up="reset", **_VARIBAD),
         Method("ti_pp", "TI++", "state_latent", task_loss="task_embedding", warm_up="continue", **_VARIBAD),

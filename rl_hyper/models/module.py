@@ -3,7 +3,8 @@
 Data path per step (B = sequences, T = time steps, N = B * T):
 
     obs (B, T, S + A + 1) = [state s_t (S), prev action a_{t-1} (A), prev reward r_t (1)]
-      -> TrajectoryEncoder (GRU, state h)          -> mu, logvar (B, T, L)
+      -> TrajectoryEncoder (core by method.core: GRU, LSTM or transformer, with its state)
+                                                   -> mu, logvar (B, T, L)
       -> latent = [mu, logvar] (B, T, 2L), normalised by a running mean/std when
                   method.normalize_latent (forgetting and clipped, see normalize.py). Methods
                   that stop RL gradients at the latent act in the learner on the latent recorded
@@ -13,14 +14,15 @@ Data path per step (B = sequences, T = time steps, N = B * T):
          (during a TI warm-up instead e = g(c) = tanh(Linear(D -> E)) of the running-normalised
           task descriptor c = batch["task"] (B, T, D))
       -> state embedding   x = tanh(Linear(S -> 256)) of running-normalised s_t   (methods that read s_t)
-      -> policy by method.policy_input:
+      -> policy by method.policy_input (the conditioning classes of policy.py):
            latent:       actor(e),      critic(e)
            state_latent: actor([x, e]), critic([x, e])
+           film:         actor(x; hidden layers scaled and shifted by e), critic(...)
            hyper:        actor(x; weights from e), critic(x; weights from e)
       -> action-distribution inputs (B, T, n) or (B, T, 2A) = [mean, log_std]; values (B, T)
 
 Auxiliary parts (only for the methods that use them, see methods.py); the learner trains them
-from a buffer of past trials, on whole sequences encoded from h = 0 (`posterior`):
+from a buffer of past trials, on whole sequences encoded from the initial state (`posterior`):
     decoder        VariBAD reward/state decoder (decoders.py), `elbo_terms`
     task_decoder   TI task decoder MLP on the latent sample, `task_prediction_error`
     task_embedding g (TI warm-up), with the buffers `warm_up_active` (bool) and
@@ -50,10 +52,11 @@ from ray.rllib.core.rl_module.torch import TorchRLModule
 from torch import nn
 
 from rl_hyper.models.decoders import build_trajectory_decoder, gaussian_kl, mlp
+from rl_hyper.models.cores import make_core
 from rl_hyper.models.encoder import TrajectoryEncoder
 from rl_hyper.models.methods import get_method
 from rl_hyper.models.normalize import RunningMeanStd
-from rl_hyper.models.policy import HyperTrunk, Trunk
+from rl_hyper.models.policy import CONDITIONINGS
 
 TASK = "task"  # batch column of the task descriptors (B, T, D); see training/connectors.py
 ROLLOUT_LATENT = "rollout_latent"  # [mu, logvar] (B, T, 2L) computed while sampling (stop-gradient methods)
@@ -66,7 +69,10 @@ class ModelSizes:
     state_embed: int = 32  # encoder's state embedding
     action_embed: int = 0  # encoder's action embedding (0 = unused)
     reward_embed: int = 8  # encoder's reward embedding
-    gru_hidden: int = 256
+    gru_hidden: int = 256  # hidden size of the GRU or LSTM core
+    transformer_width: int = 64  # the transformer core's token width
+    transformer_layers: int = 2
+    transformer_heads: int = 4
     latent_dim: int = 5
     latent_embed: int = 25  # policy's latent embedding (10 on Ant-Dir)
     policy_state_embed: int = 256  # policy's state embedding
@@ -81,23 +87,28 @@ class ModelSizes:
 
 
 class MetaRLModule(TorchRLModule, ValueFunctionAPI):
-    """Encoder GRU -> latent -> method-specific actor/critic (see module docstring)."""
+    """Encoder (sequence core) -> latent -> conditioned actor/critic (see module docstring)."""
 
     def setup(self):
         cfg = self.model_config
         self.method = get_method(cfg["method"])
         self.sizes = sizes = ModelSizes.from_config(cfg)
         self.state_dim, self.action_dim, self.reward_dim = cfg["state_dim"], cfg["action_dim"], cfg["reward_dim"]
+        trial_steps = cfg.get("trial_length", cfg["max_seq_len"] - 1) + 1  # a trial's steps + RLlib's bootstrap step
         self.encoder = TrajectoryEncoder(
             self.state_dim, self.action_dim, self.reward_dim, state_embed=sizes.state_embed,
-            action_embed=sizes.action_embed, reward_embed=sizes.reward_embed, hidden=sizes.gru_hidden,
-            latent_dim=sizes.latent_dim,
+            action_embed=sizes.action_embed, reward_embed=sizes.reward_embed, latent_dim=sizes.latent_dim,
+            make_core=lambda input_size: make_core(
+                self.method.core, input_size, hidden=sizes.gru_hidden, transformer_width=sizes.transformer_width,
+                transformer_layers=sizes.transformer_layers, transformer_heads=sizes.transformer_heads,
+                max_len=trial_steps),
         )
+        self.reads_state = CONDITIONINGS[self.method.policy_input].reads_state
         policy = self._make_policy()
         self.latent_embedding = policy["latent_embedding"]
         discrete = isinstance(self.action_space, gym.spaces.Discrete)
         self.log_std = None if discrete else nn.Parameter(torch.zeros(self._actor_out()))
-        if self.method.policy_input != "latent":
+        if self.reads_state:
             self.state_norm = RunningMeanStd(self.state_dim)
             self.state_embedding = policy["state_embedding"]
         self.actor, self.critic = policy["actor"], policy["critic"]
@@ -111,20 +122,15 @@ class MetaRLModule(TorchRLModule, ValueFunctionAPI):
 
     def _make_policy(self) -> dict[str, nn.Module]:
         """Freshly initialised policy parts: latent_embedding, state_embedding (if read), actor, critic."""
-        sizes, policy_input = self.sizes, self.method.policy_input
-        actor_out = self._actor_out()
+        sizes, conditioning = self.sizes, CONDITIONINGS[self.method.policy_input]
         actor_head = "discrete_head" if isinstance(self.action_space, gym.spaces.Discrete) else "gaussian_head"
         policy = {"latent_embedding": nn.Linear(2 * sizes.latent_dim, sizes.latent_embed)}
-        if policy_input != "latent":
+        if conditioning.reads_state:
             policy["state_embedding"] = nn.Linear(self.state_dim, sizes.policy_state_embed)
-        if policy_input == "hyper":
-            hyper = dict(cond_dim=sizes.latent_embed, init=self.method.hyper_init)
-            policy["actor"] = HyperTrunk(sizes.policy_state_embed, sizes.policy_hidden, actor_out, actor_head, **hyper)
-            policy["critic"] = HyperTrunk(sizes.policy_state_embed, sizes.policy_hidden, 1, "critic_head", **hyper)
-        else:
-            in_features = sizes.latent_embed + (sizes.policy_state_embed if policy_input == "state_latent" else 0)
-            policy["actor"] = Trunk(in_features, sizes.policy_hidden, actor_out, actor_head)
-            policy["critic"] = Trunk(in_features, sizes.policy_hidden, 1, "critic_head")
+        shared = dict(state_embed=sizes.policy_state_embed, latent_embed=sizes.latent_embed, hidden=sizes.policy_hidden,
+                      hyper_init=self.method.hyper_init)
+        policy["actor"] = conditioning(out_features=self._actor_out(), head_kind=actor_head, **shared)
+        policy["critic"] = conditioning(out_features=1, head_kind="critic_head", **shared)
         return policy
 
     def _setup_auxiliary(self, cfg: dict) -> None:
@@ -158,7 +164,7 @@ class MetaRLModule(TorchRLModule, ValueFunctionAPI):
         return self.method.warm_up != "none" and bool(self.warm_up_active)
 
     def get_initial_state(self) -> dict:
-        return {"h": np.zeros(self.sizes.gru_hidden, np.float32)}
+        return self.encoder.initial_state()
 
     def split_obs(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """obs (B, T, S + A + 1) -> state (B, T, S), prev action (B, T, A), prev reward (B, T, 1)."""
@@ -170,13 +176,13 @@ class MetaRLModule(TorchRLModule, ValueFunctionAPI):
         Returns latent (B, T, 2L): the latent the policy reads (normalised if the method does);
         latent_emb (B, T, E): the policy's conditioning (g(c) during a warm-up); for methods that
         read the state, state_emb (B, T, 256); and when the encoder ran, mu, logvar (B, T, L) and
-        h (B, H).
+        state, the core's state after the T steps ({name: (B, ...)}).
         """
         state, prev_action, prev_reward = self.split_obs(batch[Columns.OBS])
         out = {}
         if self.method.rl_grad_to_encoder or ROLLOUT_LATENT not in batch:
-            mu, logvar, h = self.encoder(state, prev_action, prev_reward, batch[Columns.STATE_IN]["h"])
-            out.update(mu=mu, logvar=logvar, h=h)
+            mu, logvar, core_state = self.encoder(state, prev_action, prev_reward, batch[Columns.STATE_IN])
+            out.update(mu=mu, logvar=logvar, state=core_state)
             latent = torch.cat([mu, logvar], dim=-1)
         else:
             # learner side of a stop-gradient method: the policy acts on the latent it saw while
@@ -191,7 +197,7 @@ class MetaRLModule(TorchRLModule, ValueFunctionAPI):
             out["latent_emb"] = self.task_embedding_of(batch)
         else:
             out["latent_emb"] = torch.tanh(self.latent_embedding(latent))
-        if self.method.policy_input != "latent":
+        if self.reads_state:
             out["state_emb"] = torch.tanh(self.state_embedding(self.state_norm(state)))
         return out
 
@@ -201,20 +207,14 @@ class MetaRLModule(TorchRLModule, ValueFunctionAPI):
             raise KeyError(f"{self.method.id} in warm-up needs batch[{TASK!r}] (the task descriptor of each step)")
         return torch.tanh(self.task_embedding(self.task_norm(batch[TASK])))
 
-    def _trunk(self, trunk: nn.Module, features: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Apply an actor or critic trunk to (B, T, ...) features -> (B, T, out)."""
-        latent_emb = features["latent_emb"]
-        lead = latent_emb.shape[:-1]
-        policy_input = self.method.policy_input
-        if policy_input == "latent":
-            out = trunk(latent_emb.reshape(-1, latent_emb.shape[-1]))
-        elif policy_input == "state_latent":
-            joint = torch.cat([features["state_emb"], latent_emb], dim=-1)
-            out = trunk(joint.reshape(-1, joint.shape[-1]))
-        else:
-            state_emb = features["state_emb"]
-            out = trunk(state_emb.reshape(-1, state_emb.shape[-1]), latent_emb.reshape(-1, latent_emb.shape[-1]))
-        return out.reshape(*lead, -1)
+    @staticmethod
+    def run_network(network: nn.Module, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Apply an actor or critic (a conditioning of policy.py) to features with leading dims
+        (B, T) or (N,) -> (..., out)."""
+        lead = features["latent_emb"].shape[:-1]
+        flat = {name: features[name].reshape(-1, features[name].shape[-1]) for name in ("latent_emb", "state_emb")
+                if name in features}
+        return network(flat).reshape(*lead, -1)
 
     @staticmethod
     def features_at(features: dict[str, torch.Tensor], steps: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -224,14 +224,14 @@ class MetaRLModule(TorchRLModule, ValueFunctionAPI):
 
     def action_dist_inputs(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
         """features (leading dims (B, T) or (N,)) -> logits (..., n) or [mean, log_std] (..., 2A)."""
-        actor_out = self._trunk(self.actor, features)
+        actor_out = self.run_network(self.actor, features)
         if self.log_std is None:
             return actor_out
         return torch.cat([actor_out, self.log_std.expand_as(actor_out)], dim=-1)
 
     def _forward(self, batch: dict, **kwargs) -> dict[str, Any]:
         features = self.encode(batch)
-        out = {Columns.ACTION_DIST_INPUTS: self.action_dist_inputs(features), Columns.STATE_OUT: {"h": features["h"]}}
+        out = {Columns.ACTION_DIST_INPUTS: self.action_dist_inputs(features), Columns.STATE_OUT: features["state"]}
         if not self.method.rl_grad_to_encoder:  # kept with the episode, read back by the learner
             out[ROLLOUT_LATENT] = torch.cat([features["mu"], features["logvar"]], dim=-1)
         return out
@@ -246,7 +246,7 @@ class MetaRLModule(TorchRLModule, ValueFunctionAPI):
         mask = batch[Columns.LOSS_MASK]
         state, _, _ = self.split_obs(batch[Columns.OBS])
         self._staged_samples = []
-        if self.method.policy_input != "latent":
+        if self.reads_state:
             self._staged_samples.append((self.state_norm, state[mask]))
         if self.method.normalize_latent:
             self._staged_samples.append((self.latent_norm, batch[ROLLOUT_LATENT][mask]))
@@ -266,10 +266,9 @@ class MetaRLModule(TorchRLModule, ValueFunctionAPI):
 
     def posterior(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """obs (B, T, S + A + 1) of sequences that start a trial -> mu, logvar (B, T, L), the
-        encoder run from h = 0."""
+        encoder run from its initial state."""
         state, prev_action, prev_reward = self.split_obs(obs)
-        h0 = torch.zeros(obs.shape[0], self.sizes.gru_hidden, device=obs.device)
-        mu, logvar, _ = self.encoder(state, prev_action, prev_reward, h0)
+        mu, logvar, _ = self.encoder(state, prev_action, prev_reward, self.encoder.initial_state_batch(len(obs), obs.device))
         return mu, logvar
 
     def elbo_terms(self, obs: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
@@ -316,13 +315,13 @@ class MetaRLModule(TorchRLModule, ValueFunctionAPI):
         """The encoder and embeddings over the whole (B, T) batch; the learner runs the actor and
         critic only on its minibatch's steps (`features_at`, `action_dist_inputs`, `compute_values`)."""
         features = self.encode(batch)
-        return {Columns.STATE_OUT: {"h": features.get("h", batch[Columns.STATE_IN]["h"])}, Columns.EMBEDDINGS: features}
+        return {Columns.STATE_OUT: features.get("state", batch[Columns.STATE_IN]), Columns.EMBEDDINGS: features}
 
     def compute_values(self, batch: dict, embeddings: Any = None) -> torch.Tensor:
         """Critic values (B, T), or (N,) for `embeddings` from `features_at`; with `embeddings`
         None the batch is encoded first."""
         features = embeddings if embeddings is not None else self.encode(batch)
-        return self._trunk(self.critic, features).squeeze(-1)
+        return self.run_network(self.critic, features).squeeze(-1)
 
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())

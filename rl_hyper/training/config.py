@@ -165,7 +165,8 @@ def build_config(env: str, method: str, *, lr: float, seed: int, frames: int | N
     envs_per_runner = envs_per_runner or max(1, settings.parallel_envs // runners)
     num_envs = runners * envs_per_runner
     max_seq_len = max_seq_len or probe.trial_length + 1
-    model_config = {"method": method, "max_seq_len": max_seq_len, **probe.layout.as_model_config(),
+    model_config = {"method": method, "max_seq_len": max_seq_len, "trial_length": probe.trial_length,
+                    **probe.layout.as_model_config(),
                     **_lookup(MODEL_SIZES, env)}
     learner_config = {"adam_eps": settings.adam_eps, "minibatch_mode": settings.minibatch_mode,
                       "minibatches": settings.minibatches, "minibatch_updates": settings.num_epochs * settings.minibatches,

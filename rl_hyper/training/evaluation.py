@@ -65,19 +65,20 @@ def play_trials(module, envs: list[TrialWrapper], tasks: list[Any], *, determini
     observations, infos = zip(*(env.reset(seed=seed + i, options={"task": task})
                                 for i, (env, task) in enumerate(zip(envs, tasks))))
     observations, infos = list(observations), list(infos)
-    hidden = torch.as_tensor(np.stack([module.get_initial_state()["h"]] * len(envs)))
+    core_state = {name: torch.as_tensor(np.stack([value] * len(envs))) for name, value in module.get_initial_state().items()}
     inner_returns = np.zeros((len(envs), envs[0].episodes_per_trial))
     running = list(range(len(envs)))
     dist_cls = module.get_inference_action_dist_cls()
     while running:
         batch = {Columns.OBS: torch.as_tensor(np.stack([observations[i] for i in running]))[:, None],
-                 Columns.STATE_IN: {"h": hidden[running]}}
+                 Columns.STATE_IN: {name: value[running] for name, value in core_state.items()}}
         if module.in_warm_up():  # TI warm-up: the policy acts on the task embedding
             batch[TASK] = torch.as_tensor(np.stack([infos[i]["task"] for i in running]))[:, None]
         out = module.forward_inference(batch)
         dist = dist_cls.from_logits(out[Columns.ACTION_DIST_INPUTS][:, 0])
         actions = (dist.to_deterministic() if deterministic else dist).sample().numpy()
-        hidden[running] = out[Columns.STATE_OUT]["h"]
+        for name, value in out[Columns.STATE_OUT].items():
+            core_state[name][running] = value
         still_running = []
         for i, action in zip(running, actions):
             observations[i], _, terminated, truncated, infos[i] = envs[i].step(action)

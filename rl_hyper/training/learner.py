@@ -32,7 +32,7 @@ Auxiliary objective (methods.py `elbo`, `task_loss`; VariBAD and the TI methods 
 the original code trains it: after the PPO epochs of an update, `vae_updates` steps of the "aux"
 Adam (lr = `aux_lr`, fixed; no gradient clipping), each on `vae_batch_trajectories` sequences drawn
 without replacement from a `TrialBuffer` of the last `vae_buffer_trajectories` sequences of past
-train batches (the current batch included). Each drawn sequence b is encoded from h = 0 and, over
+train batches (the current batch included). Each drawn sequence b is encoded from the initial state and, over
 its observed steps t (ELBO terms) and targets j:
 
     loss = 1/K sum_b sum_t sum_j NLL(target j | z_t)        (reconstruction: mean over sequences)
@@ -51,7 +51,7 @@ over trajectories): the KL's weight relative to the reconstruction is kl_weight 
 batch is one episode chunk as sampled: with `max_seq_len` >= trial length + 1 (the default) and a
 rollout that holds whole trials (grid-worlds, Cheetah, Ant), every sequence is a whole trial and
 the ELBO reconstructs the whole trial's rewards. When a rollout or `max_seq_len` cuts a trial
-(Walker: 200-step rollouts of 400-step trials), a later chunk is encoded from h = 0 too and its
+(Walker: 200-step rollouts of 400-step trials), a later chunk is encoded from the initial state too and its
 ELBO reconstructs only that chunk's targets.
 
 The PPO gradient never reaches the encoder of these methods (the policy reads the latent
