@@ -18,9 +18,11 @@ import os
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 EXIT_USAGE = 2
+EXIT_SIGNAL_BASE = 128  # stopped by signal N: exit 128 + N, as a shell reports it (SIGINT 130, SIGTERM 143)
 DEFAULT_TRAIN_FRAMES = 150_000
 
 
@@ -66,8 +68,13 @@ def cmd_train(args) -> int:
               "main_process_cpus": max(1, (os.cpu_count() or 1) - args.num_env_runners)}
     name = args.name or f"train_{args.env}_{args.method}_{time.strftime('%Y%m%d-%H%M%S')}"
     print(f"training {args.method} on {args.env} for {args.frames:,} frames -> {Path(args.output) / name}", flush=True)
-    trial_dir = train(common, method=args.method, lr=args.lr, seed=args.seed, frames=args.frames,
-                      output=args.output, name=name, verbosity=args.verbosity)
+    from rl_hyper.training.stopping import StoppedBySignal
+
+    try:
+        trial_dir = train(common, method=args.method, lr=args.lr, seed=args.seed, frames=args.frames,
+                          output=args.output, name=name, verbosity=args.verbosity)
+    except StoppedBySignal as stop:
+        return EXIT_SIGNAL_BASE + stop.signum
     print(f"done: results and checkpoint in {trial_dir}")
     return 0
 
@@ -104,8 +111,10 @@ def cmd_envs(args) -> int:
 
 
 def cmd_sweep(args) -> int:
+    from rl_hyper.study.lock import StudyLock, StudyLockedError
     from rl_hyper.study.spec import load_study
-    from rl_hyper.study.sweep import run_sweep, trial_table
+    from rl_hyper.study.sweep import check_resumable, trial_table
+    from rl_hyper.training.run import storage_path
 
     study = load_study(args.file)
     _positive("--max-concurrent", args.max_concurrent)
@@ -119,20 +128,39 @@ def cmd_sweep(args) -> int:
     except ValueError as error:
         raise UsageError(f"{args.file}: {error}") from None
     storage = args.storage or study.storage
-    if "://" not in storage:
+    experiment = f"{storage_path(storage).rstrip('/')}/{study.name}"
+    if args.resume:
+        check_resumable(experiment)
+    if "://" in storage:
+        return _run_sweep(study, args)
+    if not args.resume:
         _check_writable(storage)
-        experiment = Path(storage) / study.name
-        if not args.resume and any(experiment.glob("experiment_state*.json")):
-            raise UsageError(f"{experiment} already holds this study: add --resume to continue it, "
-                             "or pass --storage DIR for a fresh run")
-    from rl_hyper.study.sweep import check_cluster_fits
+    try:
+        with StudyLock(Path(experiment), study.name):
+            if not args.resume and any(Path(experiment).glob("experiment_state*.json")):
+                raise UsageError(f"{experiment} already holds this study: add --resume to continue it, "
+                                 "or pass --storage DIR for a fresh run")
+            return _run_sweep(study, args)
+    except StudyLockedError as error:
+        raise UsageError(str(error)) from None
+
+
+def _run_sweep(study, args) -> int:
+    """Start Ray, run the study; exit code 0 when every trial finished, 128 + the signal's number
+    when SIGINT / SIGTERM stopped it (130 / 143), else 1."""
+    from rl_hyper.study.sweep import check_cluster_fits, run_sweep
     from rl_hyper.training.run import init_ray, quiet_ray_logs
 
     quiet_ray_logs(args.verbosity)
     init_ray(address=args.address)
     check_cluster_fits(study)
-    failed = run_sweep(study, storage=args.storage, resume=args.resume, max_concurrent=args.max_concurrent,
-                       verbosity=args.verbosity)
+    from rl_hyper.training.stopping import StoppedBySignal
+
+    try:
+        failed = run_sweep(study, storage=args.storage, resume=args.resume, max_concurrent=args.max_concurrent,
+                           verbosity=args.verbosity)
+    except StoppedBySignal as stop:
+        return EXIT_SIGNAL_BASE + stop.signum
     return 1 if failed else 0
 
 
@@ -140,11 +168,11 @@ def method_table() -> str:
     """The method table as printable rows: id, name and every switch of `Method`."""
     from rl_hyper.models.methods import METHODS
 
-    header = ("id", "name", "policy input", "hypernet init", "aux loss", "RL grad to encoder", "warm-up",
+    header = ("id", "name", "core", "policy input", "hypernet init", "aux loss", "RL grad to encoder", "warm-up",
               "normalize latent")
     rows = [header]
     for method in METHODS.values():
-        rows.append((method.id, method.name, method.policy_input,
+        rows.append((method.id, method.name, method.core, method.policy_input,
                      method.hyper_init if method.uses_hypernetwork else "-", method.aux_loss,
                      "yes" if method.rl_grad_to_encoder else "no", method.warm_up,
                      "yes" if method.normalize_latent else "no"))
@@ -158,6 +186,7 @@ def cmd_methods(args) -> int:
 
 
 def cmd_report(args) -> int:
+    from rl_hyper.study.analysis import IncompleteRowWarning, ResultsError
     from rl_hyper.study.report import write_report
     from rl_hyper.study.spec import load_study
 
@@ -173,7 +202,18 @@ def cmd_report(args) -> int:
 
         if find_browser() is None:
             raise UsageError("--screenshot needs Chromium (Debian: apt-get install chromium)")
-    for path in write_report(results, out, select=args.select, study=study):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", IncompleteRowWarning)
+        try:
+            written = write_report(results, out, select=args.select, study=study)
+        except ResultsError as error:
+            raise UsageError(str(error)) from None
+    for warning in caught:  # ours as one line each, any other as Python shows it
+        if issubclass(warning.category, IncompleteRowWarning):
+            print(f"rl-hyper report: warning: {warning.message}", file=sys.stderr)
+        else:
+            warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
+    for path in written:
         print(f"wrote {path}")
     if not args.screenshot:
         return 0

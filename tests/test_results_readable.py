@@ -12,7 +12,8 @@ from ray import tune
 from tensorboardX.proto import event_pb2
 
 from rl_hyper.cli import main
-from rl_hyper.training.run import FRAMES_FILE, trial_trainable
+from rl_hyper.training.checkpoints import FRAMES_FILE
+from rl_hyper.training.run import trial_trainable
 
 
 @pytest.fixture(scope="module")

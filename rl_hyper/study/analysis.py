@@ -24,6 +24,9 @@ evaluation point instead. Uncertainty = 68% percentile bootstrap of the mean ove
 
 from __future__ import annotations
 
+import csv
+import io
+import warnings
 from pathlib import Path
 from typing import Literal
 
@@ -40,6 +43,7 @@ Select = Literal["auc", "final"]
 SELECT_RULES = ("auc", "final")
 
 _REQUIRED = ("env", "method", "lr", "seed", "frames", "eval_trial_return", "train_trial_return")
+_NUMBERS = ("lr", "seed", "frames", "eval_trial_return", "train_trial_return")
 _TRIAL_COLUMNS = ("num_params", "time_total_s", "sampler_time_s", "learner_time_s")
 
 
@@ -47,9 +51,10 @@ def read_progress(results_dir: str | Path) -> pd.DataFrame:
     """Every training iteration of every trial below `results_dir`, one row each.
 
     Columns: the contract columns without their prefix, time_total_s, and trial_dir. Trials whose
-    progress.csv is still empty (no iteration finished) are left out. Raises ValueError for a
-    progress.csv without the contract columns and for two trial directories holding the same
-    (env, method, lr, seed).
+    progress.csv is still empty (no iteration finished) are left out. Raises ResultsError (a
+    ValueError) naming the file and line for a bad row (see `checked_progress_text`) or a
+    progress.csv without the contract columns, and ValueError for two trial directories holding
+    the same (env, method, lr, seed).
     """
     root = Path(results_dir)
     if not root.is_dir():
@@ -63,16 +68,64 @@ def read_progress(results_dir: str | Path) -> pd.DataFrame:
     return progress
 
 
+class ResultsError(ValueError):
+    """A results file that cannot be read as written by rl_hyper training; names the file and line."""
+
+
+class IncompleteRowWarning(UserWarning):
+    """A progress.csv whose last line was cut by a crash: the line is left out."""
+
+
+def checked_progress_text(path: Path) -> str:
+    """The text of one progress.csv, every row checked: as many fields as the header, and the
+    contract's number columns (lr, seed, frames, returns; returns may be empty) numbers.
+
+    A last line without its newline (the writer was stopped inside it) is left out with an
+    IncompleteRowWarning naming the file and line; any other bad row raises ResultsError naming
+    the file and line, so no value is ever guessed.
+    """
+    text = path.read_text()
+    lines = text.splitlines(keepends=True)
+    if lines and not lines[-1].endswith("\n"):
+        warnings.warn(f"{path}:{len(lines)}: incomplete last line (an interrupted write) left out",
+                      IncompleteRowWarning, stacklevel=2)
+        lines = lines[:-1]
+    records = list(csv.reader(lines))
+    if not records:
+        return ""
+    header = records[0]
+    numbers = {header.index(PREFIX + name): name for name in _NUMBERS if PREFIX + name in header}
+    for line, record in enumerate(records[1:], start=2):
+        if len(record) != len(header):
+            raise ResultsError(f"{path}:{line}: {len(record)} fields, the header has {len(header)}")
+        for column, name in numbers.items():
+            if not _is_number(record[column], empty=name not in ("lr", "seed", "frames")):
+                raise ResultsError(f"{path}:{line}: {PREFIX + name} is {record[column]!r}, not a number")
+    return "".join(lines)
+
+
+def _is_number(value: str, empty: bool) -> bool:
+    if value == "":
+        return empty
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
+
+
 def _read_trial(path: Path) -> pd.DataFrame | None:
-    """One progress.csv, sorted by frames; rows repeated after a retry keep their latest version."""
-    if path.stat().st_size == 0:
+    """One progress.csv, checked (`checked_progress_text`) and sorted by frames; rows repeated
+    after a retry keep their latest version."""
+    text = checked_progress_text(path)
+    if not text.strip():
         return None
-    table = pd.read_csv(path)
+    table = pd.read_csv(io.StringIO(text))
     if table.empty:
         return None
     missing = [PREFIX + name for name in _REQUIRED if PREFIX + name not in table.columns]
     if missing:
-        raise ValueError(f"{path}: missing columns {', '.join(missing)} (not written by rl_hyper training?)")
+        raise ResultsError(f"{path}: missing columns {', '.join(missing)} (not written by rl_hyper training?)")
     renamed = {column: column[len(PREFIX):] for column in table.columns if column.startswith(PREFIX)}
     ours = table[list(renamed)].rename(columns=renamed)
     ours["time_total_s"] = table["time_total_s"] if "time_total_s" in table.columns else np.nan

@@ -21,7 +21,7 @@ import time
 from ray import tune
 from ray.tune.experiment import Trial
 
-from rl_hyper.training.run import progress_line
+from rl_hyper.training.run import RESTORE_NOTES_KEY, progress_line
 
 REFRESH_S = 1.0  # terminal: at most one redraw per second
 PLAIN_INTERVAL_S = 60.0  # not a terminal: a line per minute when nothing else happens
@@ -62,6 +62,7 @@ class StudyProgress(tune.Callback):
         self._last_draw = 0.0
         self._last_counts = None
         self._drawn = False  # a line is on the terminal without its newline
+        self.restore_notes: dict[str, str] = {}  # trial label -> checkpoints skipped at its restore
 
     # ------------------------------------------------------------ the line
 
@@ -145,6 +146,9 @@ class StudyProgress(tune.Callback):
         self._draw(trials)
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
+        if RESTORE_NOTES_KEY in result:
+            self.restore_notes[_trial_label(trial)] = result[RESTORE_NOTES_KEY]
+            self._say(f"trial {_trial_label(trial)}: {result[RESTORE_NOTES_KEY]}", sys.stderr)
         if self.verbosity >= 2 and "rl_hyper" in result:
             self._say(progress_line(result))
 

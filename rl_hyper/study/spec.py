@@ -235,6 +235,7 @@ class Study(_Section):
     resources: Resources = Field(default_factory=Resources)
     storage: Annotated[str, AfterValidator(_storage)] = "results"
     max_failures: NonNegativeInt = 1  # retries per trial
+    checkpoint_period_s: NonNegativeFloat = 300.0  # wall time between a trial's checkpoints; 0 = every iteration
     env_config: dict[str, Any] = Field(default_factory=dict)
     logging: Logging = Field(default_factory=Logging)
 

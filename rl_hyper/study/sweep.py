@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
+import signal
 import sys
 import time
 from datetime import datetime, timezone
@@ -24,11 +26,13 @@ import yaml
 
 from rl_hyper.study.progress import StudyProgress
 from rl_hyper.study.spec import Study, StudyError
+from rl_hyper.training.stopping import StoppedBySignal
 from rl_hyper.training.run import (
     CHECKPOINTS_KEPT,
     make_tuner,
     run_callbacks,
     run_tuner,
+    saved_frames,
     sized_trainable,
     storage_path,
     versions,
@@ -82,6 +86,15 @@ def check_cluster_fits(study: Study) -> None:
                          f"this Ray cluster has {total_cpus:g} in all; lower resources.num_env_runners")
 
 
+def check_resumable(experiment: str) -> None:
+    """StudyError unless `experiment` (a local path or URI) holds a Tune experiment state to resume."""
+    from ray import tune
+
+    if not tune.Tuner.can_restore(experiment):
+        raise StudyError(f"nothing to resume at {experiment}: no study state there "
+                         "(start the study without --resume)")
+
+
 def error_reason(error: BaseException) -> str:
     """The root cause of a trial's error in one line: the last line of Ray's wrapped traceback
     (e.g. "FloatingPointError: non-finite vf_loss (nan) at 120 frames")."""
@@ -102,7 +115,9 @@ def _write(storage: str, name: str, filename: str, text: str) -> None:
 
 def run_sweep(study: Study, *, storage: str | None = None, resume: bool = False,
               max_concurrent: int | None = None, verbosity: int = 1) -> int:
-    """Run (or resume) the study; returns the number of trials that ended in error.
+    """Run (or resume) the study; returns the number of trials that did not finish. Raises
+    StoppedBySignal after SIGINT / SIGTERM, once the manifest and the summary are written (the
+    trials stopped at a checkpoint; the summary gives the resume command).
 
     verbosity: what the console shows (see study/progress.py): 0 errors, 1 the study progress
     line, 2 also a line per training iteration.
@@ -111,13 +126,13 @@ def run_sweep(study: Study, *, storage: str | None = None, resume: bool = False,
 
     storage = storage_path(storage or study.storage)
     experiment = f"{storage.rstrip('/')}/{study.name}"
+    if resume:
+        check_resumable(experiment)
     started = datetime.now(timezone.utc).isoformat()
     _write(storage, study.name, "study.yaml", yaml.safe_dump(study.model_dump(), sort_keys=False))
     _write(storage, study.name, "versions.json", json.dumps(versions(), indent=2) + "\n")
     console = StudyProgress(study.name, len(study.trials()), study.frames, verbosity)
     if resume:
-        if not tune.Tuner.can_restore(experiment):
-            raise FileNotFoundError(f"nothing to resume at {experiment}")
         print(f"resuming {experiment}", flush=True)
         trainable = sized_trainable(build_arguments(study), study_grid(study), study.frames)
         tuner = tune.Tuner.restore(experiment, trainable=trainable, resume_unfinished=True, resume_errored=True)
@@ -130,23 +145,48 @@ def run_sweep(study: Study, *, storage: str | None = None, resume: bool = False,
         print(trial_table(study), flush=True)
         tuner = make_tuner(build_arguments(study), study_grid(study), frames=study.frames, storage=storage,
                            name=study.name, max_concurrent=max_concurrent or study.resources.max_concurrent,
-                           max_failures=study.max_failures, console=console, tracking=study.logging.tracking())
+                           max_failures=study.max_failures, checkpoint_period_s=study.checkpoint_period_s,
+                           console=console, tracking=study.logging.tracking())
     if verbosity >= 1 and "://" not in experiment:
         print(f"watch: tensorboard --logdir {experiment}", flush=True)
     begin = time.time()
-    results = run_tuner(tuner)
-    states = {}
+    results, signum = run_tuner(tuner)
+    states = {trial_key(trial.method, trial.lr, trial.seed): "not started" for trial in study.trials()}
     for result in results:
         config = result.config
-        key = f"{config['method']}/lr={config['lr']:g}/seed={config['seed']}"
-        states[key] = f"ERROR: {error_reason(result.error)}" if result.error else "done"
+        states[trial_key(config["method"], config["lr"], config["seed"])] = trial_state(result, study.frames)
     manifest = {"study": study.name, "env": study.env, "command": " ".join(sys.argv), "started": started,
                 "ended": datetime.now(timezone.utc).isoformat(), "wall_s": round(time.time() - begin, 1),
-                "versions": versions(), "trials": states}
+                "versions": versions(), "trials": states, "restore_notes": console.restore_notes}
+    if signum is not None:
+        manifest["stopped_by"] = signal.Signals(signum).name
     _write(storage, study.name, "manifest.json", json.dumps(manifest, indent=2) + "\n")
-    failed = [key for key, state in states.items() if state != "done"]
-    print(f"{len(states) - len(failed)}/{len(states)} trials done in {manifest['wall_s']:.0f} s; results in {experiment}")
-    for key in failed:
-        print(f"  failed: {key}: {states[key]}", file=sys.stderr)
+    done = [key for key, state in states.items() if state == "done"]
+    print(f"{len(done)}/{len(states)} trials done in {manifest['wall_s']:.0f} s; results in {experiment}")
+    for key, state in states.items():
+        if state != "done":
+            print(f"  {'failed: ' if state.startswith('ERROR') else ''}{key}: {state}", file=sys.stderr)
+    if signum is not None:
+        print(f"stopped by {signal.Signals(signum).name}; continue with: {resume_command(experiment, storage)}")
+        raise StoppedBySignal(signum)
     print(f"report: rl-hyper report {experiment}")
-    return len(failed)
+    return len(states) - len(done)
+
+
+def trial_key(method: str, lr: float, seed: int) -> str:
+    """A trial's name in the manifest, e.g. "rnn/lr=0.001/seed=73"."""
+    return f"{method}/lr={lr:g}/seed={seed}"
+
+
+def trial_state(result, budget: int) -> str:
+    """A trial's line in the manifest: "done" (its checkpoint holds the budget), "stopped at N
+    frames" (N: its last checkpoint's, where a resume continues) or "ERROR: <reason>"."""
+    if result.error:
+        return f"ERROR: {error_reason(result.error)}"
+    frames = saved_frames(result)
+    return "done" if frames >= budget else f"stopped at {frames} frames"
+
+
+def resume_command(experiment: str, storage: str) -> str:
+    """The command line that continues the study in `experiment` (from the study.yaml written there)."""
+    return f"rl-hyper sweep {shlex.quote(experiment + '/study.yaml')} --resume --storage {shlex.quote(storage)}"

@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 STOP_KEY = "env_runners/num_env_steps_sampled_lifetime"
-FRAMES_FILE = "rl_hyper_frames.txt"  # written into every checkpoint
+RESTORE_NOTES_KEY = "rl_hyper_restore_notes"  # in the first result after a restore that skipped a checkpoint
 THREAD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 JOB_CONFIG_ENV = "RAY_JOB_CONFIG_JSON_ENV_VAR"  # set by Ray in the driver of a Ray job
 # Ray 2.60 on Linux rewrites 127.0.0.1 / localhost to the machine's network address
@@ -41,11 +41,13 @@ CHECKPOINT_PERIOD_S = 300.0  # wall time between a trial's checkpoints (and one 
 CHECKPOINTS_KEPT = 2  # per trial; see the module docstring for why not 1
 # Ray log lines that ask for nothing, by the logger that writes them (dropped at verbosity < 2):
 # the new API stack is our choice (DESIGN.md); token authentication stays on, as it should; Tune's
-# note that it wrote the experiment state at the end.
+# note that it wrote the experiment state at the end, and its lines about a stop on a signal (ours
+# say what happens and give the resume command; Tune's name its Python API).
 KNOWN_NOISE = {
-    "ray.rllib.algorithms.algorithm_config": "You are running PPO on the new API stack!",
-    "ray._private.authentication.authentication_token_setup": "Token authentication is enabled for this Ray cluster.",
-    "ray.tune.tune": "Wrote the latest version of all result files and experiment state",
+    "ray.rllib.algorithms.algorithm_config": ("You are running PPO on the new API stack!",),
+    "ray._private.authentication.authentication_token_setup": ("Token authentication is enabled for this Ray cluster.",),
+    "ray.tune.tune": ("Wrote the latest version of all result files and experiment state", "Stop signal received",
+                      "Experiment has been interrupted", "Trials did not complete"),
 }
 
 
@@ -87,9 +89,9 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, include_da
 
 
 class _DropMessage(logging.Filter):
-    """Drops the records of one logger whose message starts with `prefix`."""
+    """Drops the records of one logger whose message starts with one of `prefix`."""
 
-    def __init__(self, prefix: str):
+    def __init__(self, prefix: tuple[str, ...]):
         super().__init__()
         self.prefix = prefix
 
@@ -116,15 +118,21 @@ def quiet_ray_logs(verbosity: int = 1) -> None:
 
 
 def run_tuner(tuner):
-    """`tuner.fit()` with Tune's own console output off; our callbacks print instead.
+    """`tuner.fit()` with Tune's own console output off (our callbacks print instead) and SIGINT /
+    SIGTERM stopping the trials at a checkpoint (training/stopping.py).
 
+    Returns (Tune's ResultGrid, the number of the signal that stopped the run or None).
     Tune's new output engine prints a configuration box and a TensorBoard hint even at verbose=0;
     its legacy engine (RAY_AIR_NEW_OUTPUT=0, as RLlib's own examples set it) prints nothing there.
     """
+    from rl_hyper.training.stopping import stop_on_signals
+
     previous = os.environ.get("RAY_AIR_NEW_OUTPUT")
     os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
     try:
-        return tuner.fit()
+        with stop_on_signals() as request:
+            results = tuner.fit()
+        return results, request["signum"]
     finally:
         if previous is None:
             del os.environ["RAY_AIR_NEW_OUTPUT"]
@@ -159,6 +167,8 @@ def progress_callback(verbosity: int = 1):
 
     class ProgressPrinter(tune.Callback):
         def on_trial_result(self, iteration, trials, trial, result, **info):
+            if RESTORE_NOTES_KEY in result:
+                print(result[RESTORE_NOTES_KEY], file=sys.stderr, flush=True)
             if verbosity >= 1 and "rl_hyper" in result:
                 print(progress_line(result), flush=True)
 
@@ -173,18 +183,15 @@ def _public_result(result: dict) -> dict:
     return {key: value for key, value in result.items() if key != "config"}
 
 
-def _checkpoint_frames(path: str) -> int:
-    """Frames a trial had sampled when it wrote the checkpoint at `path`."""
-    return int(Path(path, FRAMES_FILE).read_text())
-
-
 def trial_trainable(params: dict) -> None:
     """Tune function trainable: one PPO trial, `build_config(**params)` trained to `frames`.
 
     params: method, lr, seed (what a study varies) and every other `build_config` argument.
-    Checkpoints every `checkpoint_period_s` seconds and at the end; after a failure or a
-    `--resume`, Tune hands the last checkpoint back and training continues from it, and a trial
-    whose checkpoint already holds the full budget ends at once (its results stay as they are).
+    Checkpoints every `checkpoint_period_s` seconds, at the end, and when the driver asks the
+    trials to stop (training/stopping.py); after a failure or a `--resume`, Tune hands the last
+    checkpoint back and training continues from it, or from the one before when it is damaged
+    (training/checkpoints.py; the first result then carries RESTORE_NOTES_KEY), and a trial whose
+    checkpoint already holds the full budget ends at once (its results stay as they are).
     """
     import tempfile
 
@@ -192,8 +199,10 @@ def trial_trainable(params: dict) -> None:
     from ray import tune
 
     from rl_hyper.envs.registry import register_all
+    from rl_hyper.training import checkpoints
     from rl_hyper.training.config import build_config
     from rl_hyper.training.ray_metrics import export_result
+    from rl_hyper.training.stopping import find_stop_flag, stop_requested, wait_to_be_ended
 
     torch.set_num_threads(params.get("main_process_cpus", 1))
     context = tune.get_context()
@@ -204,26 +213,44 @@ def trial_trainable(params: dict) -> None:
     checkpoint_period_s = params.pop("checkpoint_period_s", CHECKPOINT_PERIOD_S)
     params.pop("checkpoint_every", None)  # set by studies begun with iteration-based checkpoints; unused
     frames = params["frames"]
+    stop_flag = find_stop_flag()
+    if stop_requested(stop_flag):
+        wait_to_be_ended()  # started just as the driver was stopping: nothing to save
     checkpoint = tune.get_checkpoint()
-    if checkpoint and _checkpoint_frames(checkpoint.path) >= frames:
-        return  # finished before the driver went down: nothing to add
-    algo = build_config(**params).build_algo()
+    notes = []
     if checkpoint:
-        algo.restore_from_path(checkpoint.path)
+        if not checkpoints.damage(checkpoint.path) and checkpoints.checkpoint_frames(checkpoint.path) >= frames:
+            return  # finished before the driver went down: nothing to add
+        algo, _, notes = checkpoints.restore(build_config(**params).build_algo, checkpoint.path)
+        for note in notes:
+            print(note, file=sys.stderr, flush=True)
+    else:
+        algo = build_config(**params).build_algo()
     done, last_checkpoint = False, time.monotonic()
     while not done:
         result = _public_result(algo.train())
+        if notes:
+            result[RESTORE_NOTES_KEY], notes = " | ".join(notes), []
         export_result(result, tags)  # to the node's Prometheus endpoint / the dashboard's metrics view
         done = result["rl_hyper"]["frames"] >= frames
-        if done or time.monotonic() - last_checkpoint >= checkpoint_period_s:
+        stopping = not done and stop_requested(stop_flag)
+        if done or stopping or time.monotonic() - last_checkpoint >= checkpoint_period_s:
             last_checkpoint = time.monotonic()
             with tempfile.TemporaryDirectory() as directory:
-                algo.save_to_path(directory)
-                Path(directory, FRAMES_FILE).write_text(str(result["rl_hyper"]["frames"]))
+                checkpoints.write_checkpoint(algo, directory, result["rl_hyper"]["frames"])
                 tune.report(result, checkpoint=tune.Checkpoint.from_directory(directory))
         else:
             tune.report(result)
+        if stopping:
+            wait_to_be_ended()
     algo.stop()
+
+
+def saved_frames(result) -> int:
+    """Frames in the last checkpoint of a trial's Tune Result (0 without one): where it resumes."""
+    from rl_hyper.training.checkpoints import checkpoint_frames
+
+    return checkpoint_frames(result.checkpoint.path) if result.checkpoint else 0
 
 
 def sized_trainable(common: dict, grid: dict, frames: int):
@@ -244,11 +271,15 @@ def trial_dirname(trial) -> str:
 
 
 def run_callbacks(console, tracking: dict | None = None, experiment: str = "") -> list:
-    """The Tune callbacks of a run: `console` (the callback that prints), the TensorBoard logger
-    with our tags, and the MLflow / W&B loggers `tracking` ({"mlflow": {...}, "wandb": {...}}) asks for."""
+    """The Tune callbacks of a run: `console` (the callback that prints), the stop at a checkpoint
+    on SIGINT / SIGTERM (training/stopping.py), progress.csv with a fixed
+    header (training/progress_csv.py), the TensorBoard logger with our tags, and the MLflow / W&B loggers `tracking` ({"mlflow": {...}, "wandb": {...}}) asks for."""
     from rl_hyper.training.loggers import MetricsToTensorBoard, tracking_callbacks
+    from rl_hyper.training.progress_csv import ProgressCSVLogger
+    from rl_hyper.training.stopping import StopAtCheckpoint
 
-    return [console, MetricsToTensorBoard(), *tracking_callbacks(**(tracking or {}), experiment=experiment)]
+    return [console, StopAtCheckpoint(), ProgressCSVLogger(), MetricsToTensorBoard(),
+            *tracking_callbacks(**(tracking or {}), experiment=experiment)]
 
 
 def make_tuner(common: dict, grid: dict, *, frames: int, storage: str, name: str, max_concurrent: int | None = None,
@@ -286,12 +317,20 @@ def train(common: dict, *, method: str, lr: float, seed: int, frames: int, outpu
     """Train one trial (a study of one) under Tune; returns the trial directory.
 
     verbosity: 0 = print nothing but errors, >= 1 = one line per training iteration.
+    Raises StoppedBySignal after SIGINT / SIGTERM (the trial stopped at a checkpoint).
     """
+    from rl_hyper.training.stopping import StoppedBySignal
+
     storage = storage_path(output)
     write_versions(Path(storage) / name)
     tuner = make_tuner(common, {"method": [method], "lr": [lr], "seed": [seed]}, frames=frames,
                        storage=storage, name=name, console=progress_callback(verbosity))
-    result = run_tuner(tuner)[0]
+    results, signum = run_tuner(tuner)
+    result = results[0]
+    if signum is not None:
+        print(f"stopped at {saved_frames(result):,} of {frames:,} frames; last checkpoint: "
+              f"{result.checkpoint.path if result.checkpoint else 'none'}", file=sys.stderr)
+        raise StoppedBySignal(signum)
     if result.error:
         raise RuntimeError(f"training failed: {result.error}")
     return Path(result.path)

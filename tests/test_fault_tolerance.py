@@ -1,0 +1,182 @@
+"""Faults during a study (issue 11): every test is one row of the README's fault table.
+
+Tiny real studies (GridNavi, rnn, 960 frames per iteration) on the session's loopback Ray, each
+driver a `rl-hyper sweep --address` subprocess that the test signals or kills, as a user or a
+scheduler would.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+ITERATION = 960  # frames of one GridNavi iteration (16 envs x 60 steps)
+
+
+def write_study(directory: Path, name: str, seeds: list[int], iterations: int, **fields) -> Path:
+    study = {"name": name, "env": "GridNavi", "methods": ["rnn"], "lr_grid": [1e-3], "seeds": seeds,
+             "frames": iterations * ITERATION, "evaluation": {"interval": 2, "num_tasks": 4},
+             "resources": {"max_concurrent": 1}, "storage": str(directory / "results"), "max_failures": 0, **fields}
+    path = directory / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(study))
+    return path
+
+
+def rl_hyper(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "rl_hyper", *args], capture_output=True, text=True, timeout=600,
+                          **kwargs)
+
+
+def start_sweep(study: Path, address: str, *args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "rl_hyper", "sweep", str(study), "--address", address, *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def rows(experiment: Path) -> dict[str, list[list[str]]]:
+    """Every trial folder's progress.csv as csv records (header first)."""
+    return {path.parent.name: list(csv.reader(path.open(newline="")))
+            for path in sorted(experiment.glob("*/progress.csv")) if path.stat().st_size}
+
+
+def wait_for_rows(experiment: Path, count: int, trials: int = 1, timeout: float = 300.0) -> None:
+    """Until `trials` trials have written `count` iterations each."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if sum(len(records) - 1 >= count for records in rows(experiment).values()) >= trials:
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"{trials} trial(s) did not write {count} iterations in {timeout:.0f} s")
+
+
+def iterations(records: list[list[str]]) -> list[int]:
+    column = records[0].index("training_iteration")
+    return [int(record[column]) for record in records[1:]]
+
+
+def assert_whole(experiment: Path, count: int) -> None:
+    """Every trial's progress.csv: one width, iterations 1..count once each."""
+    for name, records in rows(experiment).items():
+        assert {len(record) for record in records} == {len(records[0])}, f"{name}: rows of several widths"
+        assert iterations(records) == list(range(1, count + 1)), f"{name}: {iterations(records)}"
+
+
+@pytest.fixture(scope="module")
+def address(ray_session):
+    return ray_session.get_runtime_context().gcs_address
+
+
+def test_resume_with_nothing_stored_is_one_line_before_ray(tmp_path):
+    study = write_study(tmp_path, "nothing", [1], 2)
+    begin = time.time()
+    proc = rl_hyper("sweep", str(study), "--resume")
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        f"rl-hyper sweep: error: nothing to resume at {tmp_path / 'results' / 'nothing'}: no study state there "
+        "(start the study without --resume)"]
+    assert "Ray" not in proc.stdout + proc.stderr and time.time() - begin < 30
+    assert not (tmp_path / "results").exists()  # nothing written, not even the storage folder
+
+
+def test_report_names_a_bad_row_and_leaves_out_a_cut_last_line(tmp_path):
+    trial = tmp_path / "study" / "rnn_lr0.001_seed1_00000"
+    trial.mkdir(parents=True)
+    header = ["training_iteration", "rl_hyper/env", "rl_hyper/method", "rl_hyper/lr", "rl_hyper/seed",
+              "rl_hyper/frames", "rl_hyper/train_trial_return", "rl_hyper/eval_trial_return"]
+    lines = [",".join(header)] + [f"{i},GridNavi,rnn,0.001,1,{960 * i},-5.0,{-5.0 + i}" for i in (1, 2)]
+    progress = trial / "progress.csv"
+    progress.write_text("\n".join(lines) + "\n3,GridNavi,rnn,0.001,1,2880,-5.0,-5.")  # cut inside -5.175
+    proc = rl_hyper("report", str(tmp_path / "study"))
+    assert proc.returncode == 0, proc.stderr
+    assert f"{progress}:4: incomplete last line (an interrupted write) left out" in proc.stderr
+    evaluations = list(csv.DictReader((tmp_path / "study" / "report" / "evaluations.csv").open()))
+    assert [row["frames"] for row in evaluations] == ["960", "1920"]  # the cut row (-5.175 read as -5.) is not used
+
+    progress.write_text("\n".join(lines[:2] + ["2,GridNavi,rnn,0.001,1,1920,-5.0,-3.0,7,8"] + lines[2:]) + "\n")
+    proc = rl_hyper("report", str(tmp_path / "study"))
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"rl-hyper report: error: {progress}:3: 10 fields, the header has 8"
+
+
+def test_signals_lock_and_kill_leave_a_study_that_resumes_whole(tmp_path, address):
+    """SIGTERM stops at a checkpoint (exit 143, manifest `stopped at N frames`, the resume command);
+    a second driver is refused while one runs; a SIGKILLed driver's lock is taken over; after both
+    resumes progress.csv has one width and every iteration once, and the report runs."""
+    study = write_study(tmp_path, "faults", [1, 2], 24)  # about 1 s an iteration: running while checked
+    experiment = tmp_path / "results" / "faults"
+    driver = start_sweep(study, address)
+    wait_for_rows(experiment, 3)
+    holder = json.loads((experiment / "driver.lock").read_text())
+    assert holder["pid"] == driver.pid
+    for args in ([], ["--resume"]):  # a second sweep, a resume: refused, naming the first driver
+        second = rl_hyper("sweep", str(study), "--address", address, *args)
+        assert second.returncode == 2
+        assert f"study faults is being run by pid {driver.pid} on {holder['host']} since {holder['since']}" \
+            in second.stderr
+    driver.send_signal(signal.SIGTERM)
+    out, _ = driver.communicate(timeout=300)
+    assert driver.returncode == 143, out
+    assert f"continue with: rl-hyper sweep {experiment}/study.yaml --resume --storage {tmp_path / 'results'}" in out
+    manifest = json.loads((experiment / "manifest.json").read_text())
+    states = manifest["trials"]
+    assert manifest["stopped_by"] == "SIGTERM" and states["rnn/lr=0.001/seed=2"] == "not started"
+    stopped = states["rnn/lr=0.001/seed=1"]
+    assert stopped.startswith("stopped at ") and 3 * ITERATION <= int(stopped.split()[2]) < 24 * ITERATION
+    (records,) = rows(experiment).values()
+    assert int(stopped.split()[2]) == int(records[-1][records[0].index("rl_hyper/frames")])  # checkpoint = last row
+
+    resumed = start_sweep(study, address, "--resume")
+    wait_for_rows(experiment, 2, trials=2)  # the second trial is under way, without a checkpoint yet
+    os.killpg(resumed.pid, signal.SIGKILL)
+    resumed.wait(timeout=60)
+    assert (experiment / "driver.lock").exists()  # left behind by the killed driver
+
+    final = rl_hyper("sweep", str(study), "--address", address, "--resume")
+    assert final.returncode == 0, final.stdout + final.stderr
+    assert set(json.loads((experiment / "manifest.json").read_text())["trials"].values()) == {"done"}
+    assert_whole(experiment, 24)
+    assert not (experiment / "driver.lock").exists()
+    report = rl_hyper("report", str(experiment))
+    assert report.returncode == 0, report.stderr
+
+
+def test_damaged_checkpoints_fall_back_or_fail_never_fresh_weights(tmp_path, address):
+    """Latest checkpoint without its learner state: the trial continues from the one before and
+    says so (console and manifest). Every checkpoint cut: the trial fails naming them."""
+    study = write_study(tmp_path, "damaged", [1, 2], 6, checkpoint_period_s=0,
+                        resources={"max_concurrent": 2})
+    experiment = tmp_path / "results" / "damaged"
+    driver = start_sweep(study, address)
+    wait_for_rows(experiment, 3, trials=2)
+    driver.send_signal(signal.SIGINT)
+    out, _ = driver.communicate(timeout=300)
+    assert driver.returncode == 130, out
+    trials = {json.loads((folder / "params.json").read_text())["seed"]: folder
+              for folder in experiment.glob("rnn_*")}
+    first = sorted(trials[1].glob("checkpoint_*"))
+    assert len(first) == 2
+    shutil.rmtree(first[-1] / "learner_group")
+    for checkpoint in trials[2].glob("checkpoint_*"):
+        (checkpoint / "algorithm_state.pkl").write_bytes(b"")
+
+    resumed = rl_hyper("sweep", str(study), "--address", address, "--resume")
+    output = resumed.stdout + resumed.stderr
+    assert resumed.returncode == 1, output
+    missing = first[-1] / "learner_group" / "class_and_ctor_args.pkl"
+    assert f"checkpoint {first[-1].name} skipped: {missing} is missing" in output
+    manifest = json.loads((experiment / "manifest.json").read_text())
+    assert manifest["trials"]["rnn/lr=0.001/seed=1"] == "done"
+    assert str(missing) in manifest["restore_notes"]["rnn lr=0.001 seed=1"]
+    failed = manifest["trials"]["rnn/lr=0.001/seed=2"]
+    assert failed.startswith("ERROR") and "no usable checkpoint" in failed and "algorithm_state.pkl has 0 bytes" in failed
+    records = rows(experiment)[trials[1].name]
+    assert iterations(records) == list(range(1, 7))
