@@ -180,3 +180,39 @@ def test_damaged_checkpoints_fall_back_or_fail_never_fresh_weights(tmp_path, add
     assert failed.startswith("ERROR") and "no usable checkpoint" in failed and "algorithm_state.pkl has 0 bytes" in failed
     records = rows(experiment)[trials[1].name]
     assert iterations(records) == list(range(1, 7))
+
+
+def descendants(pid: int) -> dict[int, str]:
+    """pid -> command line of every process below `pid` (from /proc)."""
+    parents, commands = {}, {}
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                parents[int(proc.name)] = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                commands[int(proc.name)] = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except (OSError, IndexError, ValueError):  # gone meanwhile
+                pass
+    found, frontier = {}, {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier and child not in found}
+        found.update({child: commands.get(child, "") for child in frontier})
+    return found
+
+
+def test_a_killed_env_runner_is_restarted_not_taken_for_divergence(tmp_path):
+    """SIGKILL of `train`'s env runner: RLlib restarts it, the iterations without samples are no
+    NaN-loss failure, the trial finishes and counts the restart (env_runner_restarts)."""
+    command = ["train", "--method", "rnn", "--frames", str(24 * ITERATION), "--num-env-runners", "1",
+               "--eval-interval", "0", "--output", str(tmp_path), "--name", "runner"]
+    train = subprocess.Popen([sys.executable, "-m", "rl_hyper", *command], stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    experiment = tmp_path / "runner"
+    wait_for_rows(experiment, 2)
+    (runner,) = [pid for pid, line in descendants(train.pid).items() if line.startswith("ray::SingleAgentEnvRunner")]
+    os.kill(runner, signal.SIGKILL)
+    out, _ = train.communicate(timeout=600)
+    assert train.returncode == 0, out
+    assert "non-finite" not in out
+    ((name, records),) = rows(experiment).items()
+    last = dict(zip(records[0], records[-1]))
+    assert int(last["rl_hyper/frames"]) >= 24 * ITERATION and int(last["rl_hyper/env_runner_restarts"]) == 1

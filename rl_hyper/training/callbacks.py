@@ -21,7 +21,11 @@ algorithm's result gets a flat section `rl_hyper` (progress.csv columns `rl_hype
     <learner metric>             total_loss, policy_loss, vf_loss, entropy, approx_kl, clip_fraction,
                                  and aux_* / warm_up* of the auxiliary objectives
 
-A non-finite loss stops the trial with an error naming the metric.
+    env_runner_restarts          env runners RLlib has restarted after a failure, since the trial's
+                                 process started
+
+A non-finite loss stops the trial with an error naming the metric, except in an iteration that
+sampled no env step (its env runners failed): its losses are left NaN.
 """
 
 from __future__ import annotations
@@ -49,6 +53,12 @@ def inner_return_key(k: int) -> str:
 def initial_lr(lr) -> float:
     """The study's learning rate: `lr` itself, or the first value of a [[step, lr], ...] schedule."""
     return float(lr[0][1]) if isinstance(lr, (list, tuple)) else float(lr)
+
+
+def _count(value) -> int:
+    """A count from RLlib's result; NaN (nothing reported this iteration) counts 0."""
+    value = float(value)
+    return 0 if math.isnan(value) else int(value)
 
 
 def aux_metric_names(method: Method) -> tuple[str, ...]:
@@ -126,7 +136,11 @@ class MetaMetricsCallbacks(RLlibCallback):
         }
         section.update(self._returns(result["env_runners"], "train", self._episodes_per_trial))
         section.update({name: math.nan for name in aux_metric_names(get_method(config.model_config["method"]))})
-        learner = result.get("learners", {}).get(DEFAULT_MODULE_ID, {})
+        section["env_runner_restarts"] = _count(result.get("fault_tolerance", {}).get("num_remote_worker_restarts", 0))
+        sampled = _count(result["env_runners"].get("num_env_steps_sampled", 0))
+        # no env step sampled: every env runner failed this iteration (RLlib restarts them) and the
+        # learner saw an empty batch; its NaN losses are no divergence and are not recorded
+        learner = result.get("learners", {}).get(DEFAULT_MODULE_ID, {}) if sampled else {}
         for name, value in learner.items():  # checked before evaluating a policy the update may have broken
             if name in LEARNER_METRICS or name.startswith(AUX_PREFIXES):
                 if name.endswith("loss") and not math.isfinite(float(value)):

@@ -39,6 +39,7 @@ JOB_CONFIG_ENV = "RAY_JOB_CONFIG_JSON_ENV_VAR"  # set by Ray in the driver of a 
 LOCAL_NODE_IP = "127.0.0.2" if sys.platform.startswith("linux") else "127.0.0.1"
 CHECKPOINT_PERIOD_S = 300.0  # wall time between a trial's checkpoints (and one at its end)
 CHECKPOINTS_KEPT = 2  # per trial; see the module docstring for why not 1
+TRAIN_MAX_FAILURES = 1  # `train` retries a failed trial from its last checkpoint once, as a study does by default
 # Ray log lines that ask for nothing, by the logger that writes them (dropped at verbosity < 2):
 # the new API stack is our choice (DESIGN.md); token authentication stays on, as it should; Tune's
 # note that it wrote the experiment state at the end, and its lines about a stop on a signal (ours
@@ -324,7 +325,8 @@ def train(common: dict, *, method: str, lr: float, seed: int, frames: int, outpu
     storage = storage_path(output)
     write_versions(Path(storage) / name)
     tuner = make_tuner(common, {"method": [method], "lr": [lr], "seed": [seed]}, frames=frames,
-                       storage=storage, name=name, console=progress_callback(verbosity))
+                       storage=storage, name=name, max_failures=TRAIN_MAX_FAILURES,
+                       console=progress_callback(verbosity))
     results, signum = run_tuner(tuner)
     result = results[0]
     if signum is not None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 import time
 from contextlib import contextmanager
 
@@ -115,9 +116,14 @@ class StopAtCheckpoint(tune.Callback):
 def stop_on_signals():
     """In the driver, around `tuner.fit()`: SIGINT and SIGTERM stop the trials at a checkpoint.
 
-    Yields a dict whose "signum" is the signal received (None if none); needs Ray started.
+    Yields a dict whose "signum" is the signal received (None if none); needs Ray started. Outside
+    the main thread (where Python cannot set signal handlers) it changes nothing.
     """
     import ray
+
+    if threading.current_thread() is not threading.main_thread():
+        yield {"signum": None}
+        return
 
     _request.update(signum=None, time=None, ended=False)
     flag = ray.remote(num_cpus=0)(_StopFlag).options(name=STOP_ACTOR).remote()
