@@ -17,7 +17,8 @@ from ray.rllib.core.columns import Columns
 from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
 
 from rl_hyper.models.methods import METHODS
-from rl_hyper.models.module import TASK
+from rl_hyper.models.objectives import objectives_of
+from rl_hyper.models.columns import TASK
 from rl_hyper.training.config import build_config
 from rl_hyper.training.connectors import AddTaskToTrainBatch
 
@@ -68,8 +69,7 @@ def test_every_method_samples_and_updates(method, registered_envs):
     metrics = _update(learner, episodes)
     assert np.isfinite(metrics["total_loss"]) and np.isfinite(metrics["latent_norm"])
     row = METHODS[method]
-    expected = {"aux_reconstruction_nll", "aux_kl", "aux_elbo"} if row.elbo else set()
-    expected |= {"aux_task_loss"} if row.uses_task else set()
+    expected = {name for objective in objectives_of(row) for name in objective.metric_names}
     if row.warm_up == "reset":
         expected = set()  # encoder frozen during the warm-up: no auxiliary loss yet
     aux_logged = {name for name in metrics if name.startswith("aux_") and name != "aux_learning_rate"}
@@ -143,8 +143,8 @@ def test_repeated_updates_on_one_batch_halve_the_aux_loss(method, loss_name, env
         with torch.no_grad():
             mu, logvar = module.posterior(batch[Columns.OBS])
             if loss_name == "elbo":
-                return float(module.elbo_terms(batch[Columns.OBS], mu, logvar, steps)[0][steps].mean())
-            return float(module.task_prediction_error(batch[TASK], mu, logvar)[steps].mean())
+                return float(module.objectives[0].terms(module, batch[Columns.OBS], mu, logvar, steps)[0][steps].mean())
+            return float(module.objectives[-1].errors(module, batch[TASK], mu, logvar)[steps].mean())
 
     before = loss()
     for _ in range(25):
@@ -176,7 +176,7 @@ def test_grid_reward_targets_match_the_goal(registered_envs):
     def nll_of_decoder_naming(cells: torch.Tensor) -> float:
         module.decoder.net = Oracle(torch.full((*cells.shape, 25), -30.0).scatter(-1, cells.unsqueeze(-1), 30.0))
         mu, logvar = module.posterior(batch[Columns.OBS])
-        return float(module.elbo_terms(batch[Columns.OBS], mu, logvar, steps)[0][steps].mean())
+        return float(module.objectives[0].terms(module, batch[Columns.OBS], mu, logvar, steps)[0][steps].mean())
 
     true_cells = goal[..., 0] * 5 + goal[..., 1]
     assert nll_of_decoder_naming(true_cells) < 1e-6

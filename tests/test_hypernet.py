@@ -39,7 +39,7 @@ def test_outer_product_form_equals_per_sample_weights(init):
 
 
 def _generated_layers(module):
-    return [layer for trunk in (module.actor, module.critic) for layer in trunk.layers]
+    return [layer for trunk in (module.actor, module.critic) for layer in trunk.trunk.layers]
 
 
 def test_bias_hyperinit_generates_latent_independent_well_scaled_policy():
@@ -47,15 +47,15 @@ def test_bias_hyperinit_generates_latent_independent_well_scaled_policy():
     module = make_module("rnn_hn", gym.spaces.Box(-1, 1, (6,), np.float32))
     cond_a, cond_b = torch.randn(1, 25), 3 * torch.randn(1, 25)
     for trunk in (module.actor, module.critic):
-        for layer in trunk.layers:
+        for layer in trunk.trunk.layers:
             torch.testing.assert_close(layer.generated_weight(cond_a), layer.generated_weight(cond_b))
             torch.testing.assert_close(layer.generated_bias(cond_a), layer.generated_bias(cond_b))
-    for layer in [*module.actor.layers, *module.critic.layers[:-1]]:
+    for layer in [*module.actor.trunk.layers, *module.critic.trunk.layers[:-1]]:
         assert torch.count_nonzero(layer.generated_bias(cond_a)) == 0
     row_norms = lambda layer: layer.generated_weight(cond_a)[0].norm(dim=1)  # noqa: E731
-    for hidden in module.actor.layers[:-1]:
+    for hidden in module.actor.trunk.layers[:-1]:
         torch.testing.assert_close(row_norms(hidden), torch.full((hidden.out_features,), 5 / 3))
-    gaussian_head = module.actor.layers[-1]
+    gaussian_head = module.actor.trunk.layers[-1]
     torch.testing.assert_close(row_norms(gaussian_head), torch.ones(6))
     assert sum(p.numel() for p in module.actor.parameters()) > 2_500_000
 
@@ -65,8 +65,8 @@ def test_critic_head_keeps_torch_default_linear_init():
     for the plain critic (RNN+S) and as the generated head's base (RNN+HN)."""
     torch.manual_seed(4)
     bound = 1 / np.sqrt(128)
-    plain = make_module("rnn_s").critic.net[-1]
-    generated = make_module("rnn_hn").critic.layers[-1]
+    plain = make_module("rnn_s").critic.trunk.net[-1]
+    generated = make_module("rnn_hn").critic.trunk.layers[-1]
     cond = torch.randn(1, 25)
     for weight, bias in ((plain.weight.detach(), plain.bias.detach()),
                          (generated.generated_weight(cond)[0], generated.generated_bias(cond)[0])):
@@ -85,5 +85,5 @@ def test_kaiming_variant_depends_on_latent_from_the_start():
 def test_discrete_head_is_small_orthogonal():
     torch.manual_seed(3)
     module = make_module("rnn_s")
-    head = module.actor.net[-1].weight.detach()  # (5, 128)
+    head = module.actor.trunk.net[-1].weight.detach()  # (5, 128)
     torch.testing.assert_close(head @ head.t(), torch.eye(5) * 0.01**2, atol=1e-7, rtol=1e-3)

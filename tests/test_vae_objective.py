@@ -20,7 +20,7 @@ from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
 from rl_hyper.models.methods import METHODS
 from rl_hyper.models.normalize import RunningMeanStd
 from rl_hyper.training.config import aux_settings, build_config
-from rl_hyper.training.learner import vae_objective
+from rl_hyper.models.objectives import ELBOObjective, TaskObjective, elbo_reduction, objectives_of, task_reduction
 from rl_hyper.training.trial_buffer import STEPS, TrialBuffer
 
 MID = DEFAULT_MODULE_ID
@@ -54,22 +54,19 @@ def test_vae_objective_reductions_on_a_hand_computed_example():
     nll = torch.tensor([[1.0, 2.0, 99.0], [3.0, 4.0, 5.0]])
     kl = torch.tensor([[0.5, 0.5, 99.0], [1.0, 1.0, 1.0]])
     task = torch.tensor([[0.25, 0.25, 99.0], [0.5, 0.5, 0.5]])
-    loss, parts = vae_objective(steps, 0.1, nll=nll, kl=kl, task_error=task)
+    parts = elbo_reduction(steps, nll, kl, kl_weight=0.1)
     assert parts["aux_reconstruction_nll"].item() == pytest.approx((1 + 2 + 3 + 4 + 5) / 2)  # 7.5
     assert parts["aux_kl"].item() == pytest.approx(0.5 + 0.5 + 1 + 1 + 1)  # 4.0
     assert parts["aux_elbo"].item() == pytest.approx(7.5 + 0.1 * 4.0)
-    assert parts["aux_task_loss"].item() == pytest.approx(0.25 + 0.25 + 0.5 * 3)  # 2.0
-    assert loss.item() == pytest.approx(7.9 + 2.0)
-    only_task, task_parts = vae_objective(steps, 0.1, task_error=task)
-    assert set(task_parts) == {"aux_task_loss"} and only_task.item() == pytest.approx(2.0)
+    assert task_reduction(steps, task)["aux_task_loss"].item() == pytest.approx(0.25 + 0.25 + 0.5 * 3)  # 2.0
 
 
 def test_kl_weight_relative_to_reconstruction_grows_with_the_sequences_drawn():
     """Doubling the batch with copies of itself leaves the reconstruction term and doubles the KL."""
     steps = torch.ones(2, 4, dtype=torch.bool)
     nll, kl = torch.rand(2, 4), torch.rand(2, 4)
-    _, one = vae_objective(steps, 1.0, nll=nll, kl=kl)
-    _, two = vae_objective(steps.repeat(2, 1), 1.0, nll=nll.repeat(2, 1), kl=kl.repeat(2, 1))
+    one = elbo_reduction(steps, nll, kl, kl_weight=1.0)
+    two = elbo_reduction(steps.repeat(2, 1), nll.repeat(2, 1), kl.repeat(2, 1), kl_weight=1.0)
     assert two["aux_reconstruction_nll"].item() == pytest.approx(one["aux_reconstruction_nll"].item())
     assert two["aux_kl"].item() == pytest.approx(2 * one["aux_kl"].item())
 
@@ -179,3 +176,21 @@ def test_grid_settings_match_the_original_vae_schedule():
     assert (minecraft.vae_buffer_trajectories, minecraft.vae_batch_trajectories, minecraft.vae_updates) == (10_000, 25, 3)
     small = build_config("GridNavi", "vi", lr=1e-3, seed=0, frames=9_600, eval_interval=0)
     assert small.learner_config_dict["vae_buffer_trajectories"] == 160  # 10 updates x 16 trials: the budget's
+
+
+def test_each_method_sums_the_losses_of_its_objectives(registered_envs):
+    """The learner's auxiliary loss is the sum of the method's objectives' losses (ELBO, then the
+    task loss for the TI methods) on the same buffer sample and latent draws."""
+    runner, learner = _runner_and_learner("ti_naive")
+    _update(learner, runner.sample())
+    module = learner.module[MID].unwrapped()
+    assert [type(o) for o in objectives_of(METHODS["ti_naive"])] == [ELBOObjective, TaskObjective]
+    sample = learner._trial_buffers[MID].sample(4, np.random.default_rng(0))
+    torch.manual_seed(0)
+    total, parts = learner.vae_loss(module, sample, kl_weight=1.0)
+    torch.manual_seed(0)
+    mu, logvar = module.posterior(sample[Columns.OBS])
+    elbo, _ = module.objectives[0].loss(module, sample, mu, logvar, sample[STEPS], 1.0)
+    task, _ = module.objectives[1].loss(module, sample, mu, logvar, sample[STEPS], 1.0)
+    torch.testing.assert_close(total, elbo + task)
+    assert set(parts) == {"aux_reconstruction_nll", "aux_kl", "aux_elbo", "aux_task_loss"}

@@ -23,8 +23,9 @@ Data path per step (B = sequences, T = time steps, N = B * T):
 
 Auxiliary parts (only for the methods that use them, see methods.py); the learner trains them
 from a buffer of past trials, on whole sequences encoded from the initial state (`posterior`):
-    decoder        VariBAD reward/state decoder (decoders.py), `elbo_terms`
-    task_decoder   TI task decoder MLP on the latent sample, `task_prediction_error`
+    decoder        VariBAD reward/state decoder (decoders.py)
+    task_decoder   TI task decoder MLP on the latent sample
+                   (both built, and their losses computed, by the method's objectives: objectives.py)
     task_embedding g (TI warm-up), with the buffers `warm_up_active` (bool) and
                    `warm_up_updates_done` (int): module state, so they reach the env runners
                    with every weight sync and are saved with checkpoints.
@@ -51,15 +52,14 @@ from ray.rllib.core.rl_module.apis.value_function_api import ValueFunctionAPI
 from ray.rllib.core.rl_module.torch import TorchRLModule
 from torch import nn
 
-from rl_hyper.models.decoders import build_trajectory_decoder, gaussian_kl, mlp
+from rl_hyper.models.columns import ROLLOUT_LATENT, TASK
 from rl_hyper.models.cores import make_core
 from rl_hyper.models.encoder import TrajectoryEncoder
 from rl_hyper.models.methods import get_method
 from rl_hyper.models.normalize import RunningMeanStd
+from rl_hyper.models.objectives import objectives_of
 from rl_hyper.models.policy import CONDITIONINGS
 
-TASK = "task"  # batch column of the task descriptors (B, T, D); see training/connectors.py
-ROLLOUT_LATENT = "rollout_latent"  # [mu, logvar] (B, T, 2L) computed while sampling (stop-gradient methods)
 
 
 @dataclass(frozen=True)
@@ -140,12 +140,9 @@ class MetaRLModule(TorchRLModule, ValueFunctionAPI):
         if method.normalize_latent:
             self.latent_norm = RunningMeanStd(2 * latent_dim, max_count=cfg.get("latent_norm_max_count", math.inf),
                                               clip=cfg.get("latent_norm_clip", math.inf))
-        if method.elbo:
-            self.decoder = build_trajectory_decoder(cfg, latent_dim, self.state_dim, self.action_dim)
-        if method.uses_task:
-            task_dim = cfg["task_dim"]
-            out = task_dim if method.task_loss == "task_raw" else self.sizes.latent_embed
-            self.task_decoder = mlp(latent_dim, list(cfg["task_decoder_hidden"]), out)
+        self.objectives = objectives_of(method)
+        for objective in self.objectives:
+            setattr(self, objective.module_attribute, objective.build(cfg, self.sizes, self.state_dim, self.action_dim))
         if method.warm_up != "none":
             self.task_norm = RunningMeanStd(cfg["task_dim"])
             self.task_embedding = nn.Linear(cfg["task_dim"], self.sizes.latent_embed)
@@ -154,10 +151,9 @@ class MetaRLModule(TorchRLModule, ValueFunctionAPI):
 
     def aux_parameters(self) -> list[nn.Parameter]:
         """Parameters trained only by the auxiliary objective (encoder + decoders); [] without one."""
-        if not self.method.has_aux_objective:
+        if not self.objectives:
             return []
-        decoders = [self.decoder] if self.method.elbo else []
-        decoders += [self.task_decoder] if self.method.uses_task else []
+        decoders = [getattr(self, objective.module_attribute) for objective in self.objectives]
         return [*self.encoder.parameters(), *(p for decoder in decoders for p in decoder.parameters())]
 
     def in_warm_up(self) -> bool:
@@ -259,46 +255,12 @@ class MetaRLModule(TorchRLModule, ValueFunctionAPI):
             normalizer.update(samples)
         self._staged_samples = []
 
-    @staticmethod
-    def sample_latent(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-        """Reparameterised sample z = mu + exp(logvar / 2) * eps, (B, T, L)."""
-        return mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
-
     def posterior(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """obs (B, T, S + A + 1) of sequences that start a trial -> mu, logvar (B, T, L), the
         encoder run from its initial state."""
         state, prev_action, prev_reward = self.split_obs(obs)
         mu, logvar, _ = self.encoder(state, prev_action, prev_reward, self.encoder.initial_state_batch(len(obs), obs.device))
         return mu, logvar
-
-    def elbo_terms(self, obs: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
-                   steps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """VariBAD terms per latent step t of each sequence (not yet masked or reduced).
-
-        obs (B, T, S + A + 1), mu / logvar (B, T, L) of `posterior`, steps (B, T) bool: the
-        sequence's observed steps (a prefix of each row). Returns the reconstruction NLL of all
-        observed targets of the sequence from z_t, summed over the targets, (B, T), and
-        KL(q_t || q_{t-1}) with N(0, I) in place of q_{-1} at the sequence's first step, (B, T).
-        """
-        state, prev_action, prev_reward = self.split_obs(obs)
-        targets = steps
-        if self.inner_done_flag:  # (s_j, r_j) straddles an inner-episode reset where the flag is up
-            targets = steps & (state[..., -1] < 0.5)
-        nll = self.decoder.nll(self.sample_latent(mu, logvar), state, prev_action, prev_reward, targets)
-        prior_mu = torch.cat([torch.zeros_like(mu[:, :1]), mu[:, :-1]], dim=1)
-        prior_logvar = torch.cat([torch.zeros_like(logvar[:, :1]), logvar[:, :-1]], dim=1)
-        return nll, gaussian_kl(mu, logvar, prior_mu, prior_logvar)
-
-    def task_prediction_error(self, task: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-        """Mean squared error over the target's entries of the task decoder on the latent sample,
-        (B, T). task (B, T, D): the descriptors; mu / logvar (B, T, L). Target: the raw descriptor
-        (task_raw) or the stop-gradient task embedding g(c) (task_embedding)."""
-        prediction = self.task_decoder(self.sample_latent(mu, logvar))
-        if self.method.task_loss == "task_raw":
-            target = task
-        else:
-            target = self.task_embedding_of({TASK: task}).detach()
-        return (prediction - target).pow(2).mean(-1)
 
     @torch.no_grad()
     def end_warm_up(self) -> None:

@@ -38,6 +38,7 @@ from ray.rllib.core import DEFAULT_MODULE_ID
 
 from rl_hyper.envs.registry import make_trial_env
 from rl_hyper.models.methods import Method, get_method
+from rl_hyper.models.objectives import objectives_of
 from rl_hyper.training.evaluation import EvaluationSettings, evaluation_tasks, play_trials
 
 TRIAL_RETURN = "trial_return"
@@ -64,8 +65,7 @@ def _count(value) -> int:
 def aux_metric_names(method: Method) -> tuple[str, ...]:
     """The auxiliary learner metrics of `method`: declared (NaN) from the first iteration on, since
     Tune fixes progress.csv's columns at the first result (TI logs no task loss during warm-up)."""
-    names = ("aux_reconstruction_nll", "aux_kl", "aux_elbo") if method.elbo else ()
-    names += ("aux_task_loss",) if method.uses_task else ()
+    names = tuple(name for objective in objectives_of(method) for name in objective.metric_names)
     return names + (("warm_up",) if method.warm_up != "none" else ())
 
 

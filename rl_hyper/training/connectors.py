@@ -36,7 +36,7 @@ from ray.rllib.utils.postprocessing.value_predictions import compute_value_targe
 from ray.rllib.utils.postprocessing.zero_padding import split_and_zero_pad_n_episodes, unpad_data_if_necessary
 import torch
 
-from rl_hyper.models.module import TASK
+from rl_hyper.models.columns import TASK
 from rl_hyper.models.normalize import RunningMeanStd
 
 

@@ -27,7 +27,7 @@ import torch
 from ray.rllib.core.columns import Columns
 
 from rl_hyper.envs.trial import TrialWrapper
-from rl_hyper.models.module import TASK
+from rl_hyper.models.columns import TASK
 
 TASK_SETS = ("all", "sampled")
 

@@ -28,31 +28,22 @@ RNN+S, RNN+HN) have their own Adam ("encoder", same learning rate and schedule,
 original code's), or share the default one when "joint". RLlib clips the gradients' global norm
 per optimiser (`grad_clip`), so a separate encoder optimiser has its own clip, as in the original.
 
-Auxiliary objective (methods.py `elbo`, `task_loss`; VariBAD and the TI methods built on it), as
-the original code trains it: after the PPO epochs of an update, `vae_updates` steps of the "aux"
-Adam (lr = `aux_lr`, fixed; no gradient clipping), each on `vae_batch_trajectories` sequences drawn
-without replacement from a `TrialBuffer` of the last `vae_buffer_trajectories` sequences of past
-train batches (the current batch included). Each drawn sequence b is encoded from the initial state and, over
-its observed steps t (ELBO terms) and targets j:
-
-    loss = 1/K sum_b sum_t sum_j NLL(target j | z_t)        (reconstruction: mean over sequences)
-           + kl_weight * sum_b sum_t KL(q_t || q_{t-1})     (KL: summed over sequences)
-           + sum_b sum_t task_error_t                        (task loss: summed over sequences)
-
-with K the number of drawn sequences, N(0, I) in place of q_{-1}, and task_error the mean squared
-error of the task decoder on z_t against the raw descriptor (task_raw) or the stop-gradient
-warm-up embedding g(c) (task_embedding). These are the original's reductions (sum over ELBO
-terms and reconstruction terms, mean over trajectories, except KL and task loss, which it sums
-over trajectories): the KL's weight relative to the reconstruction is kl_weight * K. During a
-"reset" warm-up (TI) the encoder is frozen and the objective is not trained.
+Auxiliary objectives (models/objectives.py: VariBAD's ELBO and the TI task losses, which also
+give their losses' exact reductions), as the original code trains them: after the PPO epochs of
+an update, `vae_updates` steps of the "aux" Adam (lr = `aux_lr`, fixed; no gradient clipping),
+each on `vae_batch_trajectories` sequences drawn without replacement from a `TrialBuffer` of the
+last `vae_buffer_trajectories` sequences of past train batches (the current batch included), each
+encoded from the core's initial state. The reconstruction is averaged over the drawn sequences
+and the KL and task loss summed over them, so the KL weighs kl_weight * K against the
+reconstruction. During a "reset" warm-up (TI) the encoder is frozen and nothing is trained.
 
 "Observed steps" are the real steps plus the bootstrap step RLlib appends to every episode chunk
 (its observation and reward are real; only the PPO loss masks it out). A sequence of the train
 batch is one episode chunk as sampled: with `max_seq_len` >= trial length + 1 (the default) and a
 rollout that holds whole trials (grid-worlds, Cheetah, Ant), every sequence is a whole trial and
 the ELBO reconstructs the whole trial's rewards. When a rollout or `max_seq_len` cuts a trial
-(Walker: 200-step rollouts of 400-step trials), a later chunk is encoded from the initial state too and its
-ELBO reconstructs only that chunk's targets.
+(Walker: 200-step rollouts of 400-step trials), a later chunk is encoded from the initial state
+too and its ELBO reconstructs only that chunk's targets.
 
 The PPO gradient never reaches the encoder of these methods (the policy reads the latent
 recorded while sampling) and the auxiliary loss never reaches the policy. The "aux" optimiser is
@@ -84,7 +75,7 @@ from ray.rllib.connectors.learner import GeneralAdvantageEstimation
 from ray.rllib.core.columns import Columns
 from ray.rllib.evaluation.postprocessing import Postprocessing
 
-from rl_hyper.models.module import TASK
+from rl_hyper.models.columns import TASK
 from rl_hyper.training.connectors import AddTaskToTrainBatch, RewardNormalizingGAE
 from rl_hyper.training.trial_buffer import STEPS, TrialBuffer
 
@@ -112,28 +103,6 @@ def observed_steps(loss_mask: torch.Tensor) -> torch.Tensor:
     """loss_mask (B, T) bool -> (B, T) bool: the real steps plus the bootstrap step after them."""
     shifted = torch.cat([torch.zeros_like(loss_mask[:, :1]), loss_mask[:, :-1]], dim=1)
     return loss_mask | shifted
-
-
-def vae_objective(steps: torch.Tensor, kl_weight: float, nll: torch.Tensor | None = None,
-                  kl: torch.Tensor | None = None, task_error: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
-    """The auxiliary loss of K sequences with the original's reductions (see module docstring).
-
-    steps (K, T) bool: each sequence's observed steps (its ELBO terms). nll (K, T): reconstruction
-    NLL from z_t summed over the sequence's targets; kl (K, T): KL(q_t || q_{t-1}); task_error
-    (K, T): the task decoder's error; each None when the method has no such term. Returns the loss
-    (a scalar) and its parts by metric name: aux_reconstruction_nll = sum / K, aux_kl = sum,
-    aux_elbo = nll + kl_weight * kl, aux_task_loss = sum.
-    """
-    parts, loss = {}, 0.0
-    if nll is not None:
-        parts["aux_reconstruction_nll"] = nll[steps].sum() / steps.shape[0]
-        parts["aux_kl"] = kl[steps].sum()
-        parts["aux_elbo"] = parts["aux_reconstruction_nll"] + kl_weight * parts["aux_kl"]
-        loss = parts["aux_elbo"]
-    if task_error is not None:
-        parts["aux_task_loss"] = task_error[steps].sum()
-        loss = loss + parts["aux_task_loss"]
-    return loss, parts
 
 
 def value_error_fn(kind: str):
@@ -259,14 +228,12 @@ class MetaPPOLearner(PPOTorchLearner):
     def vae_loss(self, module, sample: dict[str, torch.Tensor], kl_weight: float) -> tuple[torch.Tensor, dict]:
         """The auxiliary loss (see module docstring) of a `TrialBuffer.sample`, a scalar, and its
         parts by metric name."""
-        obs, steps = sample[Columns.OBS], sample[STEPS]
-        mu, logvar = module.posterior(obs)
-        terms = {}
-        if module.method.elbo:
-            terms["nll"], terms["kl"] = module.elbo_terms(obs, mu, logvar, steps)
-        if module.method.uses_task:
-            terms["task_error"] = module.task_prediction_error(sample[TASK], mu, logvar)
-        return vae_objective(steps, kl_weight, **terms)
+        mu, logvar = module.posterior(sample[Columns.OBS])
+        total, parts = 0.0, {}
+        for objective in module.objectives:
+            loss, objective_parts = objective.loss(module, sample, mu, logvar, sample[STEPS], kl_weight)
+            total, parts = total + loss, {**parts, **objective_parts}
+        return total, parts
 
     def train_vae(self, module_id) -> None:
         """`vae_updates` steps of the auxiliary objective on buffer samples (see module docstring)."""
