@@ -33,7 +33,7 @@ import pandas as pd  # noqa: E402
 from rl_hyper.study import analysis  # noqa: E402
 from rl_hyper.study.spec import parse_study  # noqa: E402
 from rl_hyper.study.sweep import run_sweep  # noqa: E402
-from rl_hyper.training.config import aux_settings, ppo_settings  # noqa: E402
+from rl_hyper.training.settings import aux_settings, ppo_settings  # noqa: E402
 from rl_hyper.training.run import init_ray, versions  # noqa: E402
 
 

@@ -19,7 +19,8 @@ from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
 
 from rl_hyper.models.methods import METHODS
 from rl_hyper.models.normalize import RunningMeanStd
-from rl_hyper.training.config import aux_settings, build_config
+from rl_hyper.training.config import build_config
+from rl_hyper.training.settings import UnknownFamilyError, aux_settings, lookup
 from rl_hyper.models.objectives import ELBOObjective, TaskObjective, elbo_reduction, objectives_of, task_reduction
 from rl_hyper.training.trial_buffer import STEPS, TrialBuffer
 
@@ -194,3 +195,8 @@ def test_each_method_sums_the_losses_of_its_objectives(registered_envs):
     task, _ = module.objectives[1].loss(module, sample, mu, logvar, sample[STEPS], 1.0)
     torch.testing.assert_close(total, elbo + task)
     assert set(parts) == {"aux_reconstruction_nll", "aux_kl", "aux_elbo", "aux_task_loss"}
+
+
+def test_an_env_family_without_settings_is_a_named_error():
+    with pytest.raises(UnknownFamilyError, match="family 'mujoco'"):
+        lookup({"grid": aux_settings("GridNavi")}, "CheetahDir")

@@ -82,7 +82,7 @@ import gymnasium as gym
 import numpy as np
 from PIL import Image
 
-from rl_hyper.envs.trial import TrialWrapper
+from rl_hyper.envs.trial import INFO_INNER_EPISODE, TrialWrapper
 
 LEFT, FORWARD, RIGHT = 0, 1, 2
 SIDE_NAMES = {LEFT: "left", RIGHT: "right"}
@@ -533,7 +533,7 @@ def scripted_returns(policy: str = "optimal", trials: int = 1, seed: int = 0) ->
             view = env.task_env.view_name()
             if policy == "optimal" and view.startswith("indicator_"):
                 remembered = UP if view == "indicator_up" else DOWN
-            inner_episode = info["inner_episode"]  # the episode the current view belongs to
+            inner_episode = info[INFO_INNER_EPISODE]  # the episode the current view belongs to
             _, reward, done, _, info = env.step(scripted_action(view, remembered, rng))
             episode_returns[trial, inner_episode] += reward
     return {"episode_returns": episode_returns, "trial_returns": episode_returns.sum(axis=1)}

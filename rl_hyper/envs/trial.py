@@ -33,6 +33,12 @@ from typing import Any, Protocol, runtime_checkable
 import gymnasium as gym
 import numpy as np
 
+# keys of the info dict every step returns (see the module docstring); the connectors, the
+# evaluation and the callbacks read them by these names
+INFO_TASK = "task"
+INFO_INNER_EPISODE = "inner_episode"
+INFO_INNER_RETURNS = "inner_returns"
+
 
 @runtime_checkable
 class MetaTask(Protocol):
@@ -143,8 +149,8 @@ class TrialWrapper(gym.Env):
         return np.concatenate(parts)
 
     def _info(self) -> dict:
-        return {"task": self.task_env.task_descriptor().astype(np.float32),
-                "inner_episode": self._inner_episode}
+        return {INFO_TASK: self.task_env.task_descriptor().astype(np.float32),
+                INFO_INNER_EPISODE: self._inner_episode}
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
@@ -180,7 +186,7 @@ class TrialWrapper(gym.Env):
                 trial_done = True
         info = self._info()
         if trial_done:
-            info["inner_returns"] = self._inner_returns.copy()
+            info[INFO_INNER_RETURNS] = self._inner_returns.copy()
         obs = self._observation(task_obs, inner_done, action, reward)
         return obs, reward, trial_done, False, info
 

@@ -37,6 +37,7 @@ from ray.rllib.callbacks.callbacks import RLlibCallback
 from ray.rllib.core import DEFAULT_MODULE_ID
 
 from rl_hyper.envs.registry import make_trial_env
+from rl_hyper.envs.trial import INFO_INNER_RETURNS
 from rl_hyper.models.methods import Method, get_method
 from rl_hyper.models.objectives import objectives_of
 from rl_hyper.training.evaluation import EvaluationSettings, evaluation_tasks, play_trials
@@ -86,10 +87,10 @@ class MetaMetricsCallbacks(RLlibCallback):
 
     def on_episode_end(self, *, episode, env_runner=None, metrics_logger=None, **kwargs) -> None:
         info = episode.get_infos(-1)
-        if "inner_returns" not in info:  # a trial cut off by the sampler, not a finished one
+        if INFO_INNER_RETURNS not in info:  # a trial cut off by the sampler, not a finished one
             return
         window = env_runner.config.metrics_num_episodes_for_smoothing
-        inner = np.asarray(info["inner_returns"], np.float64)
+        inner = np.asarray(info[INFO_INNER_RETURNS], np.float64)
         metrics_logger.log_value(TRIAL_RETURN, float(inner.sum()), window=window)
         for k, value in enumerate(inner, start=1):
             metrics_logger.log_value(inner_return_key(k), float(value), window=window)

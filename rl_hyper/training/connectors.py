@@ -36,8 +36,16 @@ from ray.rllib.utils.postprocessing.value_predictions import compute_value_targe
 from ray.rllib.utils.postprocessing.zero_padding import split_and_zero_pad_n_episodes, unpad_data_if_necessary
 import torch
 
+from rl_hyper.envs.trial import INFO_TASK
 from rl_hyper.models.columns import TASK
 from rl_hyper.models.normalize import RunningMeanStd
+
+
+def pad_like_obs(data: np.ndarray, episode_lens: list[int], max_seq_len: int) -> np.ndarray:
+    """Per-step data (N, ...) of consecutive episode chunks -> (B, T, ...): each chunk cut into
+    sequences of `max_seq_len` steps and zero-padded, the layout RLlib gives OBS of a stateful
+    module (both learner connectors add their columns this way)."""
+    return np.stack(split_and_zero_pad_n_episodes(data, episode_lens=episode_lens, max_seq_len=max_seq_len))
 
 
 def discounted_returns(rewards: np.ndarray, episode_lens: list[int], gamma: float) -> np.ndarray:
@@ -96,8 +104,8 @@ class RewardNormalizingGAE(ConnectorV2):
             max_seq_len = module.model_config["max_seq_len"]
             for column, data in ((Postprocessing.ADVANTAGES, advantages), (Postprocessing.VALUE_TARGETS, targets),
                                  (Columns.VF_PREDS, values)):
-                padded = np.stack(split_and_zero_pad_n_episodes(data, episode_lens=episode_lens, max_seq_len=max_seq_len))
-                module_batch[column] = torch.as_tensor(padded, dtype=torch.float32, device=device)
+                module_batch[column] = torch.as_tensor(pad_like_obs(data, episode_lens, max_seq_len),
+                                                       dtype=torch.float32, device=device)
         return batch
 
     def get_state(self, components=None, *, not_components=None, **kwargs) -> dict:
@@ -109,7 +117,7 @@ class RewardNormalizingGAE(ConnectorV2):
 
 def episode_tasks(episode) -> np.ndarray:
     """The task descriptor of each of the episode's steps (incl. a bootstrap step), (len, D)."""
-    return np.stack([info["task"] for info in episode.get_infos(slice(0, len(episode)))]).astype(np.float32)
+    return np.stack([info[INFO_TASK] for info in episode.get_infos(slice(0, len(episode)))]).astype(np.float32)
 
 
 class AddTaskToTrainBatch(ConnectorV2):
@@ -124,9 +132,7 @@ class AddTaskToTrainBatch(ConnectorV2):
         for module_id, module_batch in batch.items():
             module_episodes = [e for e in sa_episodes if e.module_id in (None, module_id)]
             tasks = np.concatenate([episode_tasks(e) for e in module_episodes])
-            padded = np.stack(split_and_zero_pad_n_episodes(
-                tasks, episode_lens=[len(e) for e in module_episodes],
-                max_seq_len=rl_module[module_id].model_config["max_seq_len"]))
+            padded = pad_like_obs(tasks, [len(e) for e in module_episodes], rl_module[module_id].model_config["max_seq_len"])
             module_batch[TASK] = torch.as_tensor(padded, device=module_batch[Columns.OBS].device)
         return batch
 
@@ -137,6 +143,6 @@ class AddCurrentTaskToBatch(ConnectorV2):
 
     def __call__(self, *, rl_module, episodes, batch: dict[str, Any], **kwargs):
         for sa_episode in self.single_agent_episode_iterator(episodes):
-            self.add_batch_item(batch, TASK, item_to_add=np.asarray(sa_episode.get_infos(-1)["task"], np.float32),
+            self.add_batch_item(batch, TASK, item_to_add=np.asarray(sa_episode.get_infos(-1)[INFO_TASK], np.float32),
                                 single_agent_episode=sa_episode)
         return batch

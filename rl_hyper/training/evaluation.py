@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from ray.rllib.core.columns import Columns
 
-from rl_hyper.envs.trial import TrialWrapper
+from rl_hyper.envs.trial import INFO_INNER_RETURNS, INFO_TASK, TrialWrapper
 from rl_hyper.models.columns import TASK
 
 TASK_SETS = ("all", "sampled")
@@ -73,7 +73,7 @@ def play_trials(module, envs: list[TrialWrapper], tasks: list[Any], *, determini
         batch = {Columns.OBS: torch.as_tensor(np.stack([observations[i] for i in running]))[:, None],
                  Columns.STATE_IN: {name: value[running] for name, value in core_state.items()}}
         if module.in_warm_up():  # TI warm-up: the policy acts on the task embedding
-            batch[TASK] = torch.as_tensor(np.stack([infos[i]["task"] for i in running]))[:, None]
+            batch[TASK] = torch.as_tensor(np.stack([infos[i][INFO_TASK] for i in running]))[:, None]
         out = module.forward_inference(batch)
         dist = dist_cls.from_logits(out[Columns.ACTION_DIST_INPUTS][:, 0])
         actions = (dist.to_deterministic() if deterministic else dist).sample().numpy()
@@ -83,7 +83,7 @@ def play_trials(module, envs: list[TrialWrapper], tasks: list[Any], *, determini
         for i, action in zip(running, actions):
             observations[i], _, terminated, truncated, infos[i] = envs[i].step(action)
             if terminated or truncated:
-                inner_returns[i] = infos[i]["inner_returns"]
+                inner_returns[i] = infos[i][INFO_INNER_RETURNS]
             else:
                 still_running.append(i)
         running = still_running
