@@ -69,12 +69,16 @@ def cmd_train(args) -> int:
     name = args.name or f"train_{args.env}_{args.method}_{time.strftime('%Y%m%d-%H%M%S')}"
     print(f"training {args.method} on {args.env} for {args.frames:,} frames -> {Path(args.output) / name}", flush=True)
     from rl_hyper.training.stopping import StoppedBySignal
+    from rl_hyper.training.storage import StorageError
 
     try:
         trial_dir = train(common, method=args.method, lr=args.lr, seed=args.seed, frames=args.frames,
                           output=args.output, name=name, verbosity=args.verbosity)
     except StoppedBySignal as stop:
         return EXIT_SIGNAL_BASE + stop.signum
+    except StorageError as error:
+        print(f"rl-hyper train: error: {error}", file=sys.stderr)
+        return 1
     print(f"done: results and checkpoint in {trial_dir}")
     return 0
 
@@ -147,20 +151,29 @@ def cmd_sweep(args) -> int:
 
 def _run_sweep(study, args) -> int:
     """Start Ray, run the study; exit code 0 when every trial finished, 128 + the signal's number
-    when SIGINT / SIGTERM stopped it (130 / 143), else 1."""
+    when SIGINT / SIGTERM stopped it (130 / 143), else 1 (a trial failed, or the storage did: one
+    line naming the folder and the errno)."""
     from rl_hyper.study.sweep import check_cluster_fits, run_sweep
     from rl_hyper.training.run import init_ray, quiet_ray_logs
 
     quiet_ray_logs(args.verbosity)
     init_ray(address=args.address)
     check_cluster_fits(study)
+    from rl_hyper.study.sweep import resume_command
+    from rl_hyper.training.run import experiment_dir, storage_path
     from rl_hyper.training.stopping import StoppedBySignal
+    from rl_hyper.training.storage import StorageError
 
     try:
         failed = run_sweep(study, storage=args.storage, resume=args.resume, max_concurrent=args.max_concurrent,
                            verbosity=args.verbosity)
     except StoppedBySignal as stop:
         return EXIT_SIGNAL_BASE + stop.signum
+    except StorageError as error:
+        storage = storage_path(args.storage or study.storage)
+        print(f"rl-hyper sweep: error: {error}; once it is fixed, continue with: "
+              f"{resume_command(experiment_dir(storage, study.name), storage)}", file=sys.stderr)
+        return 1
     return 1 if failed else 0
 
 

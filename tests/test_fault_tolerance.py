@@ -216,3 +216,36 @@ def test_a_killed_env_runner_is_restarted_not_taken_for_divergence(tmp_path):
     ((name, records),) = rows(experiment).items()
     last = dict(zip(records[0], records[-1]))
     assert int(last["rl_hyper/frames"]) >= 24 * ITERATION and int(last["rl_hyper/env_runner_restarts"]) == 1
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path):
+    """A 6 MB tmpfs (one GridNavi checkpoint is about 3.8 MB) at tmp_path/mnt, unmounted after."""
+    mount = tmp_path / "mnt"
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(mount)], capture_output=True, text=True)
+    if made.returncode:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {made.stderr.strip()}")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+def test_a_full_disk_is_one_line_naming_the_folder_and_errno(tmp_path, address, small_tmpfs):
+    study = write_study(tmp_path, "full", [1], 6, checkpoint_period_s=0, max_failures=1,
+                        storage=str(small_tmpfs / "results"))
+    experiment = small_tmpfs / "results" / "full"
+    proc = rl_hyper("sweep", str(study), "--address", address)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"rl-hyper sweep: error: storage trouble at {experiment}: No space left on device (errno 28, ENOSPC); once "
+        f"it is fixed, continue with: rl-hyper sweep {experiment}/study.yaml --resume --storage {experiment.parent}")
+    assert rl_hyper("report", str(experiment), "--out", str(tmp_path / "report")).returncode == 0  # still readable
+
+    subprocess.run(["mount", "-o", "remount,size=64m", str(small_tmpfs)], check=True)
+    resumed = rl_hyper("sweep", str(study), "--address", address, "--resume")
+    if resumed.returncode == 2:  # Tune's experiment state was cut when the disk filled up
+        assert "is cut or unreadable (written while the storage was full?)" in resumed.stderr
+        assert len(resumed.stderr.strip().splitlines()) == 1
+    else:
+        assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+        assert_whole(experiment, 6)

@@ -21,14 +21,17 @@ import signal
 import sys
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 
 import yaml
 
 from rl_hyper.study.progress import StudyProgress
 from rl_hyper.study.spec import Study, StudyError
 from rl_hyper.training.stopping import StoppedBySignal
+from rl_hyper.training.storage import storage_guard
 from rl_hyper.training.run import (
     CHECKPOINTS_KEPT,
+    experiment_dir,
     make_tuner,
     run_callbacks,
     run_tuner,
@@ -87,12 +90,21 @@ def check_cluster_fits(study: Study) -> None:
 
 
 def check_resumable(experiment: str) -> None:
-    """StudyError unless `experiment` (a local path or URI) holds a Tune experiment state to resume."""
+    """StudyError unless `experiment` (a local path or URI) holds a Tune experiment state to resume
+    and, on a local path, the newest one is whole JSON (a full disk can leave it cut)."""
     from ray import tune
 
     if not tune.Tuner.can_restore(experiment):
         raise StudyError(f"nothing to resume at {experiment}: no study state there "
                          "(start the study without --resume)")
+    if "://" in experiment:
+        return
+    newest = max(Path(experiment).glob("experiment_state-*.json"))
+    try:
+        json.loads(newest.read_text())
+    except (OSError, ValueError):
+        raise StudyError(f"{newest} is cut or unreadable (written while the storage was full?): Tune cannot resume "
+                         f"this study; the results it holds are intact (rl-hyper report {experiment})") from None
 
 
 def error_reason(error: BaseException) -> str:
@@ -117,7 +129,8 @@ def run_sweep(study: Study, *, storage: str | None = None, resume: bool = False,
               max_concurrent: int | None = None, verbosity: int = 1) -> int:
     """Run (or resume) the study; returns the number of trials that did not finish. Raises
     StoppedBySignal after SIGINT / SIGTERM, once the manifest and the summary are written (the
-    trials stopped at a checkpoint; the summary gives the resume command).
+    trials stopped at a checkpoint; the summary gives the resume command), and StorageError when
+    the results folder cannot be written (training/storage.py).
 
     verbosity: what the console shows (see study/progress.py): 0 errors, 1 the study progress
     line, 2 also a line per training iteration.
@@ -125,7 +138,7 @@ def run_sweep(study: Study, *, storage: str | None = None, resume: bool = False,
     from ray import tune
 
     storage = storage_path(storage or study.storage)
-    experiment = f"{storage.rstrip('/')}/{study.name}"
+    experiment = experiment_dir(storage, study.name)
     if resume:
         check_resumable(experiment)
     started = datetime.now(timezone.utc).isoformat()
@@ -139,7 +152,7 @@ def run_sweep(study: Study, *, storage: str | None = None, resume: bool = False,
         # the restored run config is the one pickled by the first run: give it this run's console
         # (and the current checkpoint retention, for studies begun before it changed)
         run_config = tuner._local_tuner.get_run_config()
-        run_config.callbacks = run_callbacks(console, study.logging.tracking(), experiment=study.name)
+        run_config.callbacks = run_callbacks(console, experiment, study.logging.tracking(), experiment=study.name)
         run_config.checkpoint_config = tune.CheckpointConfig(num_to_keep=CHECKPOINTS_KEPT)
     else:
         print(trial_table(study), flush=True)
@@ -150,17 +163,18 @@ def run_sweep(study: Study, *, storage: str | None = None, resume: bool = False,
     if verbosity >= 1 and "://" not in experiment:
         print(f"watch: tensorboard --logdir {experiment}", flush=True)
     begin = time.time()
-    results, signum = run_tuner(tuner)
-    states = {trial_key(trial.method, trial.lr, trial.seed): "not started" for trial in study.trials()}
-    for result in results:
-        config = result.config
-        states[trial_key(config["method"], config["lr"], config["seed"])] = trial_state(result, study.frames)
-    manifest = {"study": study.name, "env": study.env, "command": " ".join(sys.argv), "started": started,
-                "ended": datetime.now(timezone.utc).isoformat(), "wall_s": round(time.time() - begin, 1),
-                "versions": versions(), "trials": states, "restore_notes": console.restore_notes}
-    if signum is not None:
-        manifest["stopped_by"] = signal.Signals(signum).name
-    _write(storage, study.name, "manifest.json", json.dumps(manifest, indent=2) + "\n")
+    with storage_guard(experiment):
+        results, signum = run_tuner(tuner)
+        states = {trial_key(trial.method, trial.lr, trial.seed): "not started" for trial in study.trials()}
+        for result in results:
+            config = result.config
+            states[trial_key(config["method"], config["lr"], config["seed"])] = trial_state(result, study.frames)
+        manifest = {"study": study.name, "env": study.env, "command": " ".join(sys.argv), "started": started,
+                    "ended": datetime.now(timezone.utc).isoformat(), "wall_s": round(time.time() - begin, 1),
+                    "versions": versions(), "trials": states, "restore_notes": console.restore_notes}
+        if signum is not None:
+            manifest["stopped_by"] = signal.Signals(signum).name
+        _write(storage, study.name, "manifest.json", json.dumps(manifest, indent=2) + "\n")
     done = [key for key, state in states.items() if state == "done"]
     print(f"{len(done)}/{len(states)} trials done in {manifest['wall_s']:.0f} s; results in {experiment}")
     for key, state in states.items():

@@ -271,15 +271,17 @@ def trial_dirname(trial) -> str:
     return f"{config['method']}_lr{config['lr']:g}_seed{config['seed']}_{trial.trial_id}"
 
 
-def run_callbacks(console, tracking: dict | None = None, experiment: str = "") -> list:
+def run_callbacks(console, directory: str, tracking: dict | None = None, experiment: str = "") -> list:
     """The Tune callbacks of a run: `console` (the callback that prints), the stop at a checkpoint
-    on SIGINT / SIGTERM (training/stopping.py), progress.csv with a fixed
+    on SIGINT / SIGTERM (training/stopping.py), the end of the run when the experiment folder
+    `directory` cannot be written (training/storage.py), progress.csv with a fixed
     header (training/progress_csv.py), the TensorBoard logger with our tags, and the MLflow / W&B loggers `tracking` ({"mlflow": {...}, "wandb": {...}}) asks for."""
     from rl_hyper.training.loggers import MetricsToTensorBoard, tracking_callbacks
     from rl_hyper.training.progress_csv import ProgressCSVLogger
     from rl_hyper.training.stopping import StopAtCheckpoint
+    from rl_hyper.training.storage import StorageWatch
 
-    return [console, StopAtCheckpoint(), ProgressCSVLogger(), MetricsToTensorBoard(),
+    return [console, StopAtCheckpoint(), StorageWatch(directory), ProgressCSVLogger(), MetricsToTensorBoard(),
             *tracking_callbacks(**(tracking or {}), experiment=experiment)]
 
 
@@ -303,7 +305,8 @@ def make_tuner(common: dict, grid: dict, *, frames: int, storage: str, name: str
             name=name, storage_path=storage, stop={STOP_KEY: frames}, verbose=0,
             failure_config=tune.FailureConfig(max_failures=max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=CHECKPOINTS_KEPT),
-            callbacks=run_callbacks(console or progress_callback(), tracking, experiment=name),
+            callbacks=run_callbacks(console or progress_callback(), experiment_dir(storage, name), tracking,
+                                    experiment=name),
         ),
     )
 
@@ -313,22 +316,30 @@ def storage_path(output: str) -> str:
     return output if "://" in output else str(Path(output).resolve())
 
 
+def experiment_dir(storage: str, name: str) -> str:
+    """The folder (or URI) of experiment `name` in `storage` (as `storage_path` gives it)."""
+    return f"{storage.rstrip('/')}/{name}"
+
+
 def train(common: dict, *, method: str, lr: float, seed: int, frames: int, output: str, name: str,
           verbosity: int = 1) -> Path:
     """Train one trial (a study of one) under Tune; returns the trial directory.
 
     verbosity: 0 = print nothing but errors, >= 1 = one line per training iteration.
-    Raises StoppedBySignal after SIGINT / SIGTERM (the trial stopped at a checkpoint).
+    Raises StoppedBySignal after SIGINT / SIGTERM (the trial stopped at a checkpoint), StorageError
+    when the results folder cannot be written (training/storage.py).
     """
     from rl_hyper.training.stopping import StoppedBySignal
+    from rl_hyper.training.storage import storage_guard
 
     storage = storage_path(output)
     write_versions(Path(storage) / name)
     tuner = make_tuner(common, {"method": [method], "lr": [lr], "seed": [seed]}, frames=frames,
                        storage=storage, name=name, max_failures=TRAIN_MAX_FAILURES,
                        console=progress_callback(verbosity))
-    results, signum = run_tuner(tuner)
-    result = results[0]
+    with storage_guard(experiment_dir(storage, name)):
+        results, signum = run_tuner(tuner)
+        result = results[0]
     if signum is not None:
         print(f"stopped at {saved_frames(result):,} of {frames:,} frames; last checkpoint: "
               f"{result.checkpoint.path if result.checkpoint else 'none'}", file=sys.stderr)

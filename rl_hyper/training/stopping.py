@@ -80,7 +80,8 @@ def wait_to_be_ended() -> None:
         time.sleep(1.0)
 
 
-def _end_tune_loop() -> None:
+def end_tune_loop() -> None:
+    """End Tune's loop (once per stop): Tune saves the experiment state and ends the trials."""
     if not _request["ended"]:
         _request["ended"] = True
         signal.raise_signal(signal.SIGUSR1)  # Tune's handler: stop the loop, save the experiment state
@@ -109,7 +110,7 @@ class StopAtCheckpoint(tune.Callback):
         waiting = [trial for trial in trials if trial.status == trial.RUNNING
                    and trial.trial_id not in self._checkpointed | self._started_late]
         if not waiting or time.monotonic() - _request["time"] > STOP_TIMEOUT_S:
-            _end_tune_loop()
+            end_tune_loop()
 
 
 @contextmanager
@@ -131,7 +132,7 @@ def stop_on_signals():
 
     def handle(signum, frame):
         if _request["signum"] is not None:
-            _end_tune_loop()
+            end_tune_loop()
             return
         _request.update(signum=signum, time=time.monotonic())
         print(f"\n{signal.Signals(signum).name}: every running trial writes a checkpoint and stops "
