@@ -33,7 +33,7 @@ def test_meta_ppo_config_is_an_rllib_ppo_config_of_the_method():
     config.training(gamma=0.9).env_runners(num_env_runners=3)  # RLlib's own setters keep working
     assert config.gamma == 0.9 and config.num_env_runners == 3
     with pytest.raises(UnknownMethodError, match="choose from"):
-        rl_hyper.meta_ppo_config("GridNavi", "lstm")
+        rl_hyper.meta_ppo_config("GridNavi", "mamba_hn")
 
 
 def test_meta_ppo_config_passes_build_config_options():
