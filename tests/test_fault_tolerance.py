@@ -77,13 +77,12 @@ def address(ray_session):
 
 def test_resume_with_nothing_stored_is_one_line_before_ray(tmp_path):
     study = write_study(tmp_path, "nothing", [1], 2)
-    begin = time.time()
     proc = rl_hyper("sweep", str(study), "--resume")
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip().splitlines() == [
         f"rl-hyper sweep: error: nothing to resume at {tmp_path / 'results' / 'nothing'}: no study state there "
         "(start the study without --resume)"]
-    assert "Ray" not in proc.stdout + proc.stderr and time.time() - begin < 30
+    assert "Ray" not in proc.stdout + proc.stderr  # (a started Ray prints its address)
     assert not (tmp_path / "results").exists()  # nothing written, not even the storage folder
 
 

@@ -81,8 +81,8 @@ def restore(build_algo, path: str | Path):
     """An algorithm restored from the checkpoint at `path` or, when that one is damaged, from the
     newest older checkpoint beside it that is whole. build_algo: () -> a fresh algorithm.
 
-    Returns (algorithm, frames of the checkpoint used, notes): one line per skipped checkpoint,
-    naming its file and the problem. Raises NoUsableCheckpointError when none is usable.
+    Returns (algorithm, notes): notes has one line per skipped checkpoint, naming its file and
+    the problem. Raises NoUsableCheckpointError when none is usable.
     """
     path = Path(path)
     notes = []
@@ -92,7 +92,7 @@ def restore(build_algo, path: str | Path):
             algo = build_algo()
             try:
                 algo.restore_from_path(str(candidate))
-                return algo, checkpoint_frames(candidate), notes
+                return algo, notes
             except Exception as error:  # noqa: BLE001 (any failure to unpickle marks the checkpoint bad)
                 algo.stop()
                 problem = f"{candidate}: restore failed: {type(error).__name__}: {error}"

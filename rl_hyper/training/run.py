@@ -222,7 +222,7 @@ def trial_trainable(params: dict) -> None:
     if checkpoint:
         if not checkpoints.damage(checkpoint.path) and checkpoints.checkpoint_frames(checkpoint.path) >= frames:
             return  # finished before the driver went down: nothing to add
-        algo, _, notes = checkpoints.restore(build_config(**params).build_algo, checkpoint.path)
+        algo, notes = checkpoints.restore(build_config(**params).build_algo, checkpoint.path)
         for note in notes:
             print(note, file=sys.stderr, flush=True)
     else:

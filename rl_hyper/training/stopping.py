@@ -81,7 +81,12 @@ def wait_to_be_ended() -> None:
 
 
 def end_tune_loop() -> None:
-    """End Tune's loop (once per stop): Tune saves the experiment state and ends the trials."""
+    """End Tune's loop (once per stop): Tune saves the experiment state and ends the trials.
+
+    Does nothing where Tune has no SIGUSR1 handler (a Tuner run outside the main thread), where
+    the signal would end the process instead."""
+    if signal.getsignal(signal.SIGUSR1) in (signal.SIG_DFL, signal.SIG_IGN, None):
+        return
     if not _request["ended"]:
         _request["ended"] = True
         signal.raise_signal(signal.SIGUSR1)  # Tune's handler: stop the loop, save the experiment state
