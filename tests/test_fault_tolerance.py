@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import pytest
@@ -70,6 +71,38 @@ def assert_whole(experiment: Path, count: int) -> None:
         assert iterations(records) == list(range(1, count + 1)), f"{name}: {iterations(records)}"
 
 
+def descendants(pid: int) -> dict[int, str]:
+    """pid -> command line of every process below `pid` (from /proc)."""
+    parents, commands = {}, {}
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                parents[int(proc.name)] = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                commands[int(proc.name)] = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except (OSError, IndexError, ValueError):  # gone meanwhile
+                pass
+    found, frontier = {}, {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier and child not in found}
+        found.update({child: commands.get(child, "") for child in frontier})
+    return found
+
+
+@contextmanager
+def ended_on_failure(proc: subprocess.Popen):
+    """Kill `proc`, its process group and every process below it when the block fails."""
+    try:
+        yield proc
+    except BaseException:
+        below = descendants(proc.pid)
+        with suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        for pid in below:
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        raise
+
+
 @pytest.fixture(scope="module")
 def address(ray_session):
     return ray_session.get_runtime_context().gcs_address
@@ -112,17 +145,17 @@ def test_signals_lock_and_kill_leave_a_study_that_resumes_whole(tmp_path, addres
     resumes progress.csv has one width and every iteration once, and the report runs."""
     study = write_study(tmp_path, "faults", [1, 2], 24)  # about 1 s an iteration: running while checked
     experiment = tmp_path / "results" / "faults"
-    driver = start_sweep(study, address)
-    wait_for_rows(experiment, 3)
-    holder = json.loads((experiment / "driver.lock").read_text())
-    assert holder["pid"] == driver.pid
-    for args in ([], ["--resume"]):  # a second sweep, a resume: refused, naming the first driver
-        second = rl_hyper("sweep", str(study), "--address", address, *args)
-        assert second.returncode == 2
-        assert f"study faults is being run by pid {driver.pid} on {holder['host']} since {holder['since']}" \
-            in second.stderr
-    driver.send_signal(signal.SIGTERM)
-    out, _ = driver.communicate(timeout=300)
+    with ended_on_failure(start_sweep(study, address)) as driver:
+        wait_for_rows(experiment, 3)
+        holder = json.loads((experiment / "driver.lock").read_text())
+        assert holder["pid"] == driver.pid
+        for args in ([], ["--resume"]):  # a second sweep, a resume: refused, naming the first driver
+            second = rl_hyper("sweep", str(study), "--address", address, *args)
+            assert second.returncode == 2
+            assert f"study faults is being run by pid {driver.pid} on {holder['host']} since {holder['since']}" \
+                in second.stderr
+        driver.send_signal(signal.SIGTERM)
+        out, _ = driver.communicate(timeout=300)
     assert driver.returncode == 143, out
     assert f"continue with: rl-hyper sweep {experiment}/study.yaml --resume --storage {tmp_path / 'results'}" in out
     manifest = json.loads((experiment / "manifest.json").read_text())
@@ -133,10 +166,10 @@ def test_signals_lock_and_kill_leave_a_study_that_resumes_whole(tmp_path, addres
     (records,) = rows(experiment).values()
     assert int(stopped.split()[2]) == int(records[-1][records[0].index("rl_hyper/frames")])  # checkpoint = last row
 
-    resumed = start_sweep(study, address, "--resume")
-    wait_for_rows(experiment, 2, trials=2)  # the second trial is under way, without a checkpoint yet
-    os.killpg(resumed.pid, signal.SIGKILL)
-    resumed.wait(timeout=60)
+    with ended_on_failure(start_sweep(study, address, "--resume")) as resumed:
+        wait_for_rows(experiment, 2, trials=2)  # the second trial is under way, without a checkpoint yet
+        os.killpg(resumed.pid, signal.SIGKILL)
+        resumed.wait(timeout=60)
     assert (experiment / "driver.lock").exists()  # left behind by the killed driver
 
     final = rl_hyper("sweep", str(study), "--address", address, "--resume")
@@ -154,10 +187,10 @@ def test_damaged_checkpoints_fall_back_or_fail_never_fresh_weights(tmp_path, add
     study = write_study(tmp_path, "damaged", [1, 2], 6, checkpoint_period_s=0,
                         resources={"max_concurrent": 2})
     experiment = tmp_path / "results" / "damaged"
-    driver = start_sweep(study, address)
-    wait_for_rows(experiment, 3, trials=2)
-    driver.send_signal(signal.SIGINT)
-    out, _ = driver.communicate(timeout=300)
+    with ended_on_failure(start_sweep(study, address)) as driver:
+        wait_for_rows(experiment, 3, trials=2)
+        driver.send_signal(signal.SIGINT)
+        out, _ = driver.communicate(timeout=300)
     assert driver.returncode == 130, out
     trials = {json.loads((folder / "params.json").read_text())["seed"]: folder
               for folder in experiment.glob("rnn_*")}
@@ -181,23 +214,6 @@ def test_damaged_checkpoints_fall_back_or_fail_never_fresh_weights(tmp_path, add
     assert iterations(records) == list(range(1, 7))
 
 
-def descendants(pid: int) -> dict[int, str]:
-    """pid -> command line of every process below `pid` (from /proc)."""
-    parents, commands = {}, {}
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                parents[int(proc.name)] = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
-                commands[int(proc.name)] = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            except (OSError, IndexError, ValueError):  # gone meanwhile
-                pass
-    found, frontier = {}, {pid}
-    while frontier:
-        frontier = {child for child, parent in parents.items() if parent in frontier and child not in found}
-        found.update({child: commands.get(child, "") for child in frontier})
-    return found
-
-
 def test_a_killed_env_runner_is_restarted_not_taken_for_divergence(tmp_path):
     """SIGKILL of `train`'s env runner: RLlib restarts it, the iterations without samples are no
     NaN-loss failure, the trial finishes and counts the restart (env_runner_restarts)."""
@@ -206,10 +222,12 @@ def test_a_killed_env_runner_is_restarted_not_taken_for_divergence(tmp_path):
     train = subprocess.Popen([sys.executable, "-m", "rl_hyper", *command], stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True, start_new_session=True)
     experiment = tmp_path / "runner"
-    wait_for_rows(experiment, 2)
-    (runner,) = [pid for pid, line in descendants(train.pid).items() if line.startswith("ray::SingleAgentEnvRunner")]
-    os.kill(runner, signal.SIGKILL)
-    out, _ = train.communicate(timeout=600)
+    with ended_on_failure(train):
+        wait_for_rows(experiment, 2)
+        (runner,) = [pid for pid, line in descendants(train.pid).items()
+                     if line.startswith("ray::SingleAgentEnvRunner")]
+        os.kill(runner, signal.SIGKILL)
+        out, _ = train.communicate(timeout=600)
     assert train.returncode == 0, out
     assert "non-finite" not in out
     ((name, records),) = rows(experiment).items()
