@@ -193,3 +193,17 @@ def test_paper_configs_match_the_paper(filename):
     for key, value in ppo.items():
         assert overrides[key] == pytest.approx(value) if isinstance(value, float) else overrides[key] == value, key
     assert ("lr_schedule" in overrides) == ("lr_schedule" in ppo)
+
+
+def test_aux_section_reaches_the_trials_and_rejects_unknown_keys(tmp_path):
+    from rl_hyper.study.sweep import build_arguments
+    from rl_hyper.training.config import build_config
+
+    text = VALID.replace("methods: [rnn, rnn_hn]", "methods: [vi_hn]")
+    study = load_study(write(tmp_path, text + "aux: {vae_updates: 1, latent_norm_window: .inf}\n"))
+    arguments = build_arguments(study)
+    assert arguments["aux"] == {"vae_updates": 1, "latent_norm_window": float("inf")}
+    config = build_config(method="vi_hn", lr=1e-3, seed=0, frames=study.frames, **arguments)
+    assert config.learner_config_dict["vae_updates"] == 1
+    assert config.model_config["latent_norm_max_count"] == float("inf")
+    assert "aux" in error_of(write(tmp_path, text + "aux: {vae_steps: 1}\n"))

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from rl_hyper.models.methods import METHODS
+from rl_hyper.models.methods import PAPER_METHODS
 
 SUPPORTED = "supported (CIs apart)"
 CONTRADICTED = "contradicted (CIs apart)"
@@ -59,7 +59,7 @@ class Claim:
         """The methods `better` is compared with in `env`; empty when the claim is not testable there."""
         if (self.envs is not None and env not in self.envs) or self.better not in methods_with_results:
             return []
-        candidates = self.worse if self.worse is not None else [m for m in METHODS if m != self.better]
+        candidates = self.worse if self.worse is not None else [m for m in PAPER_METHODS if m != self.better]
         return [method for method in candidates if method in methods_with_results]
 
 

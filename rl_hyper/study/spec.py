@@ -152,6 +152,23 @@ class PPOOverrides(_Section):
         return self.model_dump(exclude_none=True)
 
 
+class AuxOverrides(_Section):
+    """Settings of the auxiliary objectives (VariBAD, TI) a study sets explicitly; None = the env's
+    default (training/settings.py `AuxSettings`)."""
+
+    kl_weight: NonNegativeFloat | None = None
+    aux_lr: PositiveFloat | None = None
+    vae_buffer_trajectories: PositiveInt | None = None
+    vae_batch_trajectories: PositiveInt | None = None
+    vae_updates: NonNegativeInt | None = None
+    latent_norm_window: PositiveFloat | None = None  # in updates; .inf = cumulative statistics
+    latent_norm_clip: PositiveFloat | None = None  # .inf = no clamp
+
+    def overrides(self) -> dict[str, Any]:
+        """The settings given in the file, as a dict (keys as above)."""
+        return self.model_dump(exclude_none=True)
+
+
 class Evaluation(_Section):
     """Periodic evaluation, one full trial per task (training/evaluation.py)."""
 
@@ -231,6 +248,7 @@ class Study(_Section):
     seeds: list[Seed] = Field(min_length=1)
     frames: FrameBudget
     ppo: PPOOverrides = Field(default_factory=PPOOverrides)
+    aux: AuxOverrides = Field(default_factory=AuxOverrides)
     evaluation: Evaluation = Field(default_factory=Evaluation)
     resources: Resources = Field(default_factory=Resources)
     storage: Annotated[str, AfterValidator(_storage)] = "results"

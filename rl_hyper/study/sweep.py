@@ -47,7 +47,7 @@ def build_arguments(study: Study) -> dict:
     ppo = study.ppo.overrides()
     return {
         "env": study.env, "env_config": dict(study.env_config), "max_seq_len": ppo.pop("max_seq_len", None),
-        "ppo": ppo, "num_env_runners": study.resources.num_env_runners,
+        "ppo": ppo, "aux": study.aux.overrides(), "num_env_runners": study.resources.num_env_runners,
         "envs_per_runner": study.resources.envs_per_runner, "eval_interval": study.evaluation.interval,
         "eval_tasks": study.evaluation.num_tasks, "eval_task_set": study.evaluation.task_set,
         "eval_deterministic": study.evaluation.deterministic,
