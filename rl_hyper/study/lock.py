@@ -38,7 +38,9 @@ def _holder_text(holder: dict, path: Path) -> str:
 
 
 class StudyLock:
-    """The lock of the study folder `directory` (created if missing); a context manager.
+    """The lock of the study folder `directory` (created if missing, and removed again on exit if
+    the run left it empty: a study that failed before it wrote anything leaves nothing); a
+    context manager.
 
         with StudyLock(Path("results/quickstart"), "quickstart"):
             ...  # run the study
@@ -50,8 +52,10 @@ class StudyLock:
         self.path = Path(directory) / LOCK_FILE
         self.study = study
         self._file = None
+        self._created_directory = False
 
     def __enter__(self) -> StudyLock:
+        self._created_directory = not self.path.parent.exists()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         while True:
             stream = self.path.open("a+")
@@ -83,6 +87,8 @@ class StudyLock:
         self.path.unlink(missing_ok=True)
         self._file.close()
         self._file = None
+        if self._created_directory and not any(self.path.parent.iterdir()):
+            self.path.parent.rmdir()
 
     @staticmethod
     def _read(stream) -> dict:
