@@ -103,7 +103,7 @@ def test_train_end_to_end_writes_tune_results(ray_session, tmp_path, capsys):
 
 @pytest.mark.parametrize("args, message", [
     (["--env", "Nope"], "unknown env 'Nope'; choose from: GridNavi"),
-    (["--method", "lstm"], "unknown method 'lstm'; choose from: rnn, rnn_s, rnn_hn"),
+    (["--method", "mamba"], "unknown method 'mamba'; choose from: rnn, rnn_s, rnn_hn"),
     (["--frames", "0"], "--frames must be > 0"),
     (["--frames", "-100"], "--frames must be > 0"),
     (["--lr", "-0.001"], "--lr must be > 0"),
