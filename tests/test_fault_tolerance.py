@@ -184,7 +184,7 @@ def test_signals_lock_and_kill_leave_a_study_that_resumes_whole(tmp_path, addres
 def test_damaged_checkpoints_fall_back_or_fail_never_fresh_weights(tmp_path, address):
     """Latest checkpoint without its learner state: the trial continues from the one before and
     says so (console and manifest). Every checkpoint cut: the trial fails naming them."""
-    study = write_study(tmp_path, "damaged", [1, 2], 6, checkpoint_period_s=0,
+    study = write_study(tmp_path, "damaged", [1, 2], 12, checkpoint_period_s=0,
                         resources={"max_concurrent": 2})
     experiment = tmp_path / "results" / "damaged"
     with ended_on_failure(start_sweep(study, address)) as driver:
@@ -211,7 +211,7 @@ def test_damaged_checkpoints_fall_back_or_fail_never_fresh_weights(tmp_path, add
     failed = manifest["trials"]["rnn/lr=0.001/seed=2"]
     assert failed.startswith("ERROR") and "no usable checkpoint" in failed and "algorithm_state.pkl has 0 bytes" in failed
     records = rows(experiment)[trials[1].name]
-    assert iterations(records) == list(range(1, 7))
+    assert iterations(records) == list(range(1, 13))
 
 
 def test_a_killed_env_runner_is_restarted_not_taken_for_divergence(tmp_path):
