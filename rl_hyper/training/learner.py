@@ -252,7 +252,6 @@ class MetaPPOLearner(PPOTorchLearner):
             optimizer.step()
             self.metrics.log_dict({name: value.detach() for name, value in parts.items()}, key=module_id,
                                   window=extra["vae_updates"])
-        optimizer.zero_grad(set_to_none=True)
 
     def after_gradient_based_update(self, *, timesteps) -> None:
         """Train the auxiliary objective; apply the staged normaliser samples; count warm-up
