@@ -34,7 +34,7 @@ from rl_hyper.study import analysis  # noqa: E402
 from rl_hyper.study.spec import parse_study  # noqa: E402
 from rl_hyper.study.sweep import run_sweep  # noqa: E402
 from rl_hyper.training.settings import aux_settings, ppo_settings  # noqa: E402
-from rl_hyper.training.run import init_ray, versions  # noqa: E402
+from rl_hyper.training.ray_setup import init_ray, versions  # noqa: E402
 
 
 def at_frames(progress: pd.DataFrame, frames: int) -> pd.DataFrame:

@@ -35,7 +35,7 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 from rl_hyper.envs.registry import make_trial_env, register_all  # noqa: E402
 from rl_hyper.models.hypernet import GeneratedLinear  # noqa: E402
 from rl_hyper.training.config import build_config  # noqa: E402
-from rl_hyper.training.run import init_ray  # noqa: E402
+from rl_hyper.training.ray_setup import init_ray  # noqa: E402
 
 
 def gemm_peak_gflops(size: int = 1024, repeats: int = 20) -> float:

@@ -29,7 +29,7 @@ from ray.rllib.algorithms.ppo import PPOConfig
 
 from rl_hyper.envs.registry import register_all
 from rl_hyper.training.config import build_config
-from rl_hyper.training.run import init_ray
+from rl_hyper.training.ray_setup import init_ray
 
 __all__ = ["init_ray", "meta_ppo_config", "register_envs"]
 

@@ -58,7 +58,8 @@ def cmd_train(args) -> int:
         raise UsageError(f"--num-env-runners must be >= 0, got {args.num_env_runners}")
     _check_writable(args.output)
 
-    from rl_hyper.training.run import init_ray, quiet_ray_logs, train
+    from rl_hyper.training.ray_setup import init_ray, quiet_ray_logs
+    from rl_hyper.training.run import train
 
     quiet_ray_logs(args.verbosity)
     init_ray(include_dashboard=False)
@@ -154,7 +155,7 @@ def _run_sweep(study, args) -> int:
     when SIGINT / SIGTERM stopped it (130 / 143), else 1 (a trial failed, or the storage did: one
     line naming the folder and the errno)."""
     from rl_hyper.study.sweep import check_cluster_fits, run_sweep
-    from rl_hyper.training.run import init_ray, quiet_ray_logs
+    from rl_hyper.training.ray_setup import init_ray, quiet_ray_logs
 
     quiet_ray_logs(args.verbosity)
     init_ray(address=args.address)

@@ -213,7 +213,7 @@ def ray_session():
     import ray
 
     from rl_hyper.envs.registry import register_all
-    from rl_hyper.training.run import init_ray
+    from rl_hyper.training.ray_setup import init_ray
 
     started = not ray.is_initialized()
     init_ray(num_cpus=2, include_dashboard=False)

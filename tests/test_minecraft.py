@@ -7,8 +7,9 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 from PIL import Image
 
-from rl_hyper.envs import minecraft
-from rl_hyper.envs.minecraft import MinecraftMaze, scripted_returns
+from rl_hyper.envs import minecraft_views
+from rl_hyper.envs.minecraft import MinecraftMaze
+from rl_hyper.envs.minecraft_scripted import scripted_returns
 from rl_hyper.envs.registry import get_entry, make_trial_env
 
 LEFT, FORWARD, RIGHT = 0, 1, 2
@@ -140,7 +141,7 @@ def test_check_env_on_trial_env():
 
 @pytest.mark.parametrize("resolution", [10, 42, 64])
 def test_renderer_shape_range_and_distinct_views(resolution):
-    views = minecraft.rendered_views(resolution)
+    views = minecraft_views.rendered_views(resolution)
     assert len(views) == 18
     for frame in views.values():
         assert frame.shape == (resolution, resolution, 3) and frame.dtype == np.uint8
@@ -154,9 +155,9 @@ def test_renderer_shape_range_and_distinct_views(resolution):
 
 
 def test_renderer_is_deterministic_and_indicators_differ():
-    block_map, x, y = minecraft.VIEWS["choice_diamond_left"]
-    np.testing.assert_array_equal(minecraft._raycast(block_map, x, y), minecraft._raycast(block_map, x, y))
-    views = minecraft.rendered_views(10)
+    block_map, x, y = minecraft_views.VIEWS["choice_diamond_left"]
+    np.testing.assert_array_equal(minecraft_views._raycast(block_map, x, y), minecraft_views._raycast(block_map, x, y))
+    views = minecraft_views.rendered_views(10)
     up, down = views["indicator_up"].astype(float), views["indicator_down"].astype(float)
     assert np.abs(up - down).mean() > 10
     # the green block is greener than the red one, the red one redder
@@ -168,7 +169,7 @@ def test_renderer_is_deterministic_and_indicators_differ():
 def write_solid_views(directory, size=20):
     """One solid-colour PNG per view; returns name -> colour."""
     colours = {}
-    for index, name in enumerate(minecraft.VIEW_NAMES):
+    for index, name in enumerate(minecraft_views.VIEW_NAMES):
         colour = (10 * index, 255 - 10 * index, 7 * index)
         Image.fromarray(np.full((size, size, 3), colour, np.uint8)).save(os.path.join(directory, f"{name}.png"))
         colours[name] = colour
@@ -260,17 +261,17 @@ def test_original_layout_positions_cover_every_view():
     rooms = {f"room{t}/{x},{y}.png" for t in (0, 1) for x, y in
              ((0, 0), (0, 1), (-1, 1), (1, 1), (-1, 2), (1, 2), (-1, 3), (1, 3), (0, 3))}
     assert set(files) == {"green.png", "red.png", "end.png"} | rooms
-    assert set(files.values()) == set(minecraft.VIEW_NAMES)
-    for relative, view in minecraft.AMRL_FILES.items():  # every file the loader reads shows that view
+    assert set(files.values()) == set(minecraft_views.VIEW_NAMES)
+    for relative, view in minecraft_views.AMRL_FILES.items():  # every file the loader reads shows that view
         assert files[view] == relative
 
 
 def test_frames_dir_reads_the_original_layout(tmp_path):
-    rendered = minecraft.rendered_views(10)
+    rendered = minecraft_views.rendered_views(10)
     write_original_layout(tmp_path, rendered)
-    assert minecraft.frames_layout(str(tmp_path)) == "amrl"
-    loaded = minecraft.load_views(str(tmp_path), 10)
-    for name in minecraft.VIEW_NAMES:
+    assert minecraft_views.frames_layout(str(tmp_path)) == "amrl"
+    loaded = minecraft_views.load_views(str(tmp_path), 10)
+    for name in minecraft_views.VIEW_NAMES:
         np.testing.assert_array_equal(loaded[name], rendered[name], err_msg=name)
     # the same trial seen through the original files and through the renderer
     from_files, drawn = MinecraftMaze(frames_dir=str(tmp_path)), MinecraftMaze()
@@ -283,7 +284,7 @@ def test_frames_dir_reads_the_original_layout(tmp_path):
 
 
 def test_original_layout_missing_file_is_named(tmp_path):
-    write_original_layout(tmp_path, minecraft.rendered_views(10))
+    write_original_layout(tmp_path, minecraft_views.rendered_views(10))
     os.remove(tmp_path / "room1" / "1,2.png")
     with pytest.raises(ValueError, match=r"missing room1/1,2\.png for view lane_mid_right_diamond"):
         MinecraftMaze(frames_dir=str(tmp_path))

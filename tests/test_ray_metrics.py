@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from rl_hyper.training import ray_metrics
-from rl_hyper.training.run import LOCAL_NODE_IP
+from rl_hyper.training.ray_setup import LOCAL_NODE_IP
 
 TAGS = {"study": "metrics-test", "trial": "trial-0", "method": "rnn_hn", "env": "GridNavi-v0"}
 SCRAPE_TIMEOUT_S = 60.0

@@ -19,7 +19,7 @@ import os
 import numpy as np
 from PIL import Image
 
-from rl_hyper.envs.minecraft import scripted_action, scripted_returns
+from rl_hyper.envs.minecraft_scripted import scripted_action, scripted_returns
 from rl_hyper.envs.registry import get_entry, make_trial_env
 from rl_hyper.envs.trial import TrialWrapper
 

@@ -26,7 +26,7 @@ import shlex
 from pathlib import Path
 from typing import Any, Sequence
 
-from rl_hyper.training.run import THREAD_ENV
+from rl_hyper.training.ray_setup import THREAD_ENV
 
 # Never uploaded with the job: environments, outputs, VCS data, caches.
 WORKING_DIR_EXCLUDES = (

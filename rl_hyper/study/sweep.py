@@ -29,6 +29,7 @@ from rl_hyper.study.progress import StudyProgress
 from rl_hyper.study.spec import Study, StudyError
 from rl_hyper.training.stopping import StoppedBySignal
 from rl_hyper.training.storage import storage_guard
+from rl_hyper.training.ray_setup import versions
 from rl_hyper.training.run import (
     CHECKPOINTS_KEPT,
     experiment_dir,
@@ -38,7 +39,6 @@ from rl_hyper.training.run import (
     saved_frames,
     sized_trainable,
     storage_path,
-    versions,
 )
 
 

@@ -1,8 +1,9 @@
-"""Running trials on Ray Tune: Ray start-up, the console, checkpoints, versions, the one-trial `train`.
+"""Running trials on Ray Tune: the trainable, the tuner, the console, checkpoints, the one-trial `train`.
 
 Every run (one `train` or a whole study) is a Tune experiment, so results always have Tune's
 layout: <storage>/<experiment>/<trial>/{progress.csv, result.json, params.json, checkpoint_*}
-plus <storage>/<experiment>/versions.json (python, ray, torch, gymnasium, numpy, mujoco).
+plus <storage>/<experiment>/versions.json (python, ray, torch, gymnasium, numpy, mujoco; written by
+training/ray_setup.py, which also starts Ray: `init_ray`).
 
 Checkpoints and Tune's experiment snapshots: a trial checkpoints every CHECKPOINT_PERIOD_S of
 wall time and at its end, and Tune keeps its last CHECKPOINTS_KEPT. Tune forces a snapshot of the
@@ -14,108 +15,24 @@ few seconds in a GridNavi sweep.)
 
 The console: `run_tuner` runs Tune with its own output off (the legacy engine at verbose 0: no
 configuration box, no TensorBoard hint pointing into Ray's session folder) and our callbacks do the
-printing; `quiet_ray_logs` drops Ray's log lines that need no action (KNOWN_NOISE) unless verbose.
+printing; `quiet_ray_logs` (training/ray_setup.py) drops Ray's log lines that need no action unless verbose.
 """
 
 from __future__ import annotations
 
-import importlib.metadata
-import json
-import logging
 import math
 import os
-import platform
 import sys
 import time
 from pathlib import Path
 
+from rl_hyper.training.ray_setup import write_versions
+
 STOP_KEY = "env_runners/num_env_steps_sampled_lifetime"
 RESTORE_NOTES_KEY = "rl_hyper_restore_notes"  # in the first result after a restore that skipped a checkpoint
-THREAD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-JOB_CONFIG_ENV = "RAY_JOB_CONFIG_JSON_ENV_VAR"  # set by Ray in the driver of a Ray job
-# Ray 2.60 on Linux rewrites 127.0.0.1 / localhost to the machine's network address
-# (ray._private.services.resolve_ip_for_localhost) but keeps any other loopback address: a local
-# Ray on 127.0.0.2 stays on loopback. Elsewhere (macOS) only 127.0.0.1 exists and is kept.
-LOCAL_NODE_IP = "127.0.0.2" if sys.platform.startswith("linux") else "127.0.0.1"
 CHECKPOINT_PERIOD_S = 300.0  # wall time between a trial's checkpoints (and one at its end)
 CHECKPOINTS_KEPT = 2  # per trial; see the module docstring for why not 1
 TRAIN_MAX_FAILURES = 1  # `train` retries a failed trial from its last checkpoint once, as a study does by default
-# Ray log lines that ask for nothing, by the logger that writes them (dropped at verbosity < 2):
-# the new API stack is our choice (DESIGN.md); token authentication stays on, as it should; Tune's
-# note that it wrote the experiment state at the end, and its lines about a stop on a signal (ours
-# say what happens and give the resume command; Tune's name its Python API).
-KNOWN_NOISE = {
-    "ray.rllib.algorithms.algorithm_config": ("You are running PPO on the new API stack!",),
-    "ray._private.authentication.authentication_token_setup": ("Token authentication is enabled for this Ray cluster.",),
-    "ray.tune.tune": ("Wrote the latest version of all result files and experiment state", "Stop signal received",
-                      "Experiment has been interrupted", "Trials did not complete"),
-}
-
-
-def versions() -> dict:
-    """Resolved versions of everything that changes results."""
-    out = {"python": platform.python_version(), "platform": platform.platform()}
-    for package in ("rl_hyper", "ray", "torch", "gymnasium", "numpy", "mujoco"):
-        try:
-            out[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            out[package] = None
-    return out
-
-
-def write_versions(directory: Path) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / "versions.json"
-    path.write_text(json.dumps(versions(), indent=2) + "\n")
-    return path
-
-
-def init_ray(address: str | None = None, num_cpus: int | None = None, include_dashboard: bool | None = None) -> None:
-    """Start (or join) Ray with one torch thread per process; a local Ray stays on loopback."""
-    import ray
-    import torch
-
-    os.environ.update(THREAD_ENV)
-    torch.set_num_threads(1)
-    if ray.is_initialized():
-        return
-    # a Ray job's driver already runs in the job's runtime env (which sets THREAD_ENV, see
-    # study/submit.py); Ray refuses to merge a second one that sets the same variables
-    runtime_env = None if os.environ.get(JOB_CONFIG_ENV) else {"env_vars": dict(THREAD_ENV)}
-    if address:
-        ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
-    else:
-        ray.init(num_cpus=num_cpus, _node_ip_address=LOCAL_NODE_IP, runtime_env=runtime_env,
-                 include_dashboard=include_dashboard, log_to_driver=False)
-
-
-class _DropMessage(logging.Filter):
-    """Drops the records of one logger whose message starts with one of `prefix`."""
-
-    def __init__(self, prefix: tuple[str, ...]):
-        super().__init__()
-        self.prefix = prefix
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith(self.prefix)
-
-
-def quiet_ray_logs(verbosity: int = 1) -> None:
-    """Ray's console logging for `verbosity`: 0 = warnings and errors only, without KNOWN_NOISE;
-    1 = also Ray's start-up line (the dashboard address), without KNOWN_NOISE; 2 = everything.
-
-    The filters sit on the loggers that write those lines (a logger-level filter sees only its own
-    records), so they work before the module that logs is imported.
-    """
-    import ray  # noqa: F401  (configures the "ray" logger and its handler)
-
-    for name, prefix in KNOWN_NOISE.items():
-        source = logging.getLogger(name)
-        for existing in [f for f in source.filters if isinstance(f, _DropMessage)]:
-            source.removeFilter(existing)
-        if verbosity < 2:
-            source.addFilter(_DropMessage(prefix))
-    logging.getLogger("ray").setLevel(logging.WARNING if verbosity < 1 else logging.INFO)
 
 
 def run_tuner(tuner):
