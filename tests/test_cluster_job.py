@@ -10,8 +10,10 @@ loads a Ray token of its own. The nodes are told apart by their Ray node ids.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -20,6 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
+from conftest import HEAD_IP, WORKER_IP, marked_pids
 
 REPO = Path(__file__).resolve().parents[1]
 BUDGET = 1920  # two iterations of 16 envs x 60 steps
@@ -105,3 +108,60 @@ def test_gpu_study_fails_fast_on_a_cluster_without_gpus(cluster, tmp_path):
     assert len(errors) == 1 and "GPU" in errors[0], proc.stderr
     assert elapsed < 60, f"took {elapsed:.0f} s"
     assert not (tmp_path / "results" / "needs_gpu").exists()  # failed before Tune started
+
+
+def node_processes(cluster, node: str) -> dict[int, str]:
+    """pid -> command line of every process of this cluster's `node` ("head" or "worker"): the
+    processes with the cluster's marker whose command line or ancestry names the node's temp dir."""
+    temp_dir = str(cluster.temp_root / node)
+    found = {}
+    for pid in marked_pids(cluster.marker):
+        try:
+            command = (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if temp_dir in command:
+            found[pid] = command
+    return found
+
+
+def test_losing_a_node_retries_its_trial_on_the_other_node_from_its_checkpoint(cluster, tmp_path):
+    """Kill the second node's raylet while a trial runs there. Runs last in this module: the
+    cluster keeps one node from here on."""
+    from test_fault_tolerance import ITERATION, assert_whole, ended_on_failure, rows, wait_for_rows
+
+    iterations = 8
+    study = write_study(tmp_path, "node_loss", methods=["rnn"], seeds=[1, 2], frames=iterations * ITERATION,
+                        evaluation={"interval": 2, "num_tasks": 4}, checkpoint_period_s=0, max_failures=2,
+                        storage=str(tmp_path / "results"))
+    experiment = tmp_path / "results" / "node_loss"
+    proc = subprocess.Popen([sys.executable, "-m", "rl_hyper", "sweep", str(study), "--address", cluster.gcs_address],
+                            env=cluster.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    with ended_on_failure(proc):
+        wait_for_rows(experiment, 2, trials=2)  # both trials run (one CPU per node) and have checkpoints
+        raylets = [pid for pid, command in node_processes(cluster, "worker").items() if "/raylet " in command]
+        assert len(raylets) == 1, node_processes(cluster, "worker")
+        on_worker = [name for name, records in rows(experiment).items()
+                     if dict(zip(records[0], records[-1]))["node_ip"] == WORKER_IP]
+        assert len(on_worker) == 1, on_worker
+        os.kill(raylets[0], signal.SIGKILL)
+
+        survivor = next(name for name in rows(experiment) if name not in on_worker)
+        survivor_csv = experiment / survivor / "progress.csv"
+        deadline = time.time() + 300
+        while len(rows(experiment)[survivor]) - 1 < iterations and time.time() < deadline:
+            time.sleep(0.5)
+        finished = survivor_csv.read_bytes()  # the survivor's whole record, before the retried trial ends
+        out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out
+    manifest = json.loads((experiment / "manifest.json").read_text())
+    assert set(manifest["trials"].values()) == {"done"}, manifest["trials"]
+    assert_whole(experiment, iterations)  # the retried trial continued from its checkpoint: each iteration once
+    assert survivor_csv.read_bytes() == finished
+    retried = pd.read_csv(experiment / on_worker[0] / "progress.csv")
+    assert list(retried["node_ip"].unique()) == [WORKER_IP, HEAD_IP]  # on the lost node, then on the head
+    assert retried["rl_hyper/frames"].is_monotonic_increasing
+    report = subprocess.run([sys.executable, "-m", "rl_hyper", "report", str(experiment), "--out", str(tmp_path / "r")],
+                            capture_output=True, text=True, timeout=300)
+    assert report.returncode == 0, report.stdout + report.stderr

@@ -3,8 +3,8 @@
 Ctrl-C sends SIGINT; schedulers, `kill` and `ray job stop` send SIGTERM. While `stop_on_signals`
 is active in the driver, either one:
 
-1. tells the trials, through a small named actor (STOP_ACTOR) that each trial asks after every
-   training iteration; a trial that is told writes a checkpoint with that iteration's result and
+1. tells the trials, through a small named actor (STOP_ACTOR, kept on the driver's node so that
+   losing another node does not lose it) that each trial asks after every training iteration; a trial that is told writes a checkpoint with that iteration's result and
    then waits to be ended (it does not return, or Tune would mark it finished);
 2. `StopAtCheckpoint`, a Tune callback, waits until every running trial has reported that
    checkpoint (at most STOP_TIMEOUT_S), then ends Tune's loop the way Tune's own SIGINT handler
@@ -58,10 +58,19 @@ class _StopFlag:
 
 
 def stop_requested(flag) -> bool:
-    """In a trial: whether the driver asked it to stop (flag: `find_stop_flag()`, may be None)."""
-    import ray
+    """In a trial: whether the driver asked it to stop (flag: `find_stop_flag()`, may be None).
 
-    return flag is not None and ray.get(flag.is_requested.remote())
+    A flag that has died (its node was lost) is read as "no stop requested": the trial goes on,
+    and the driver's StopAtCheckpoint still ends Tune's loop on a later signal."""
+    import ray
+    from ray.exceptions import RayActorError
+
+    if flag is None:
+        return False
+    try:
+        return ray.get(flag.is_requested.remote())
+    except RayActorError:
+        return False
 
 
 def find_stop_flag():
@@ -126,13 +135,15 @@ def stop_on_signals():
     the main thread (where Python cannot set signal handlers) it changes nothing.
     """
     import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     if threading.current_thread() is not threading.main_thread():
         yield {"signum": None}
         return
 
     _request.update(signum=None, time=None, ended=False)
-    flag = ray.remote(num_cpus=0)(_StopFlag).options(name=STOP_ACTOR).remote()
+    on_driver_node = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+    flag = ray.remote(num_cpus=0)(_StopFlag).options(name=STOP_ACTOR, scheduling_strategy=on_driver_node).remote()
     ray.get(flag.is_requested.remote())
 
     def handle(signum, frame):
