@@ -21,6 +21,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from rl_hyper.training.experiment_state import WHOLE_COPY
+
 ITERATION = 960  # frames of one GridNavi iteration (16 envs x 60 steps)
 
 
@@ -171,9 +173,14 @@ def test_signals_lock_and_kill_leave_a_study_that_resumes_whole(tmp_path, addres
         os.killpg(resumed.pid, signal.SIGKILL)
         resumed.wait(timeout=60)
     assert (experiment / "driver.lock").exists()  # left behind by the killed driver
+    assert (experiment / WHOLE_COPY).is_file()
+    state = max(experiment.glob("experiment_state-*.json"))
+    state.write_bytes(state.read_bytes()[: state.stat().st_size // 2])  # cut, as a full disk leaves it
 
     final = rl_hyper("sweep", str(study), "--address", address, "--resume")
     assert final.returncode == 0, final.stdout + final.stderr
+    assert f"{state} was cut (written while the storage was full?): resuming from its last whole copy" in final.stderr
+    assert (experiment / f"{state.name}.cut").is_file()
     assert set(json.loads((experiment / "manifest.json").read_text())["trials"].values()) == {"done"}
     assert_whole(experiment, 24)
     assert not (experiment / "driver.lock").exists()
@@ -260,9 +267,44 @@ def test_a_full_disk_is_one_line_naming_the_folder_and_errno(tmp_path, address, 
 
     subprocess.run(["mount", "-o", "remount,size=64m", str(small_tmpfs)], check=True)
     resumed = rl_hyper("sweep", str(study), "--address", address, "--resume")
-    if resumed.returncode == 2:  # Tune's experiment state was cut when the disk filled up
-        assert "is cut or unreadable (written while the storage was full?)" in resumed.stderr
-        assert len(resumed.stderr.strip().splitlines()) == 1
-    else:
-        assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-        assert_whole(experiment, 6)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr  # a cut experiment state is repaired
+    assert_whole(experiment, 6)
+
+
+@pytest.fixture
+def bind_mount(tmp_path):
+    """(source, mount): tmp_path/disk bind-mounted at tmp_path/mnt, unmounted after (with a
+    read-only bind mount the test stacks on top of it, if still there)."""
+    source, mount = tmp_path / "disk", tmp_path / "mnt"
+    source.mkdir()
+    mount.mkdir()
+    made = subprocess.run(["mount", "--bind", str(source), str(mount)], capture_output=True, text=True)
+    if made.returncode:
+        pytest.skip(f"cannot bind-mount here (needs root): {made.stderr.strip()}")
+    yield source, mount
+    while subprocess.run(["mountpoint", "-q", str(mount)]).returncode == 0:
+        subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+def test_a_folder_made_read_only_mid_run_is_one_line_and_resumes_once_writable(tmp_path, address, bind_mount):
+    """The results folder turns read-only under a running study (a read-only bind mount of the
+    same folder stacked on top: files already open stay writable, as after a remount that waits
+    for them): one line naming the folder and EROFS; once writable again the study resumes whole."""
+    source, mount = bind_mount
+    study = write_study(tmp_path, "readonly", [1], 12, checkpoint_period_s=0, max_failures=1,
+                        storage=str(mount / "results"))
+    experiment = mount / "results" / "readonly"
+    with ended_on_failure(start_sweep(study, address)) as driver:
+        wait_for_rows(experiment, 2)
+        subprocess.run(["mount", "--bind", "-o", "ro", str(source), str(mount)], check=True)
+        out, _ = driver.communicate(timeout=300)
+    assert driver.returncode == 1, out
+    assert out.strip().splitlines()[-1] == (
+        f"rl-hyper sweep: error: storage trouble at {experiment}: Read-only file system (errno 30, EROFS); once "
+        f"it is fixed, continue with: rl-hyper sweep {experiment}/study.yaml --resume --storage {experiment.parent}")
+    assert rl_hyper("report", str(experiment), "--out", str(tmp_path / "report")).returncode == 0  # still readable
+
+    subprocess.run(["umount", str(mount)], check=True)  # the read-only layer: writable again
+    resumed = rl_hyper("sweep", str(study), "--address", address, "--resume")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert_whole(experiment, 12)

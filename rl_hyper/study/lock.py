@@ -83,8 +83,13 @@ class StudyLock:
         return self
 
     def __exit__(self, *exc) -> None:
-        """Delete the file, then let go of the flock (in this order, see the inode check above)."""
-        self.path.unlink(missing_ok=True)
+        """Delete the file, then let go of the flock (in this order, see the inode check above).
+        Where the storage no longer allows that (read-only, vanished) the file stays: the run's own
+        error says why, and the next driver on this host takes over a dead driver's lock."""
+        try:
+            self.path.unlink(missing_ok=True)
+        except OSError:
+            pass
         self._file.close()
         self._file = None
         if self._created_directory and not any(self.path.parent.iterdir()):

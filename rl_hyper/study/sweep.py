@@ -27,6 +27,7 @@ import yaml
 
 from rl_hyper.study.progress import StudyProgress
 from rl_hyper.study.spec import Study, StudyError
+from rl_hyper.training.experiment_state import repair_state
 from rl_hyper.training.stopping import StoppedBySignal
 from rl_hyper.training.storage import storage_guard
 from rl_hyper.training.ray_setup import versions
@@ -91,20 +92,22 @@ def check_cluster_fits(study: Study) -> None:
 
 def check_resumable(experiment: str) -> None:
     """StudyError unless `experiment` (a local path or URI) holds a Tune experiment state to resume
-    and, on a local path, the newest one is whole JSON (a full disk can leave it cut)."""
+    and, on a local path, the newest one is whole JSON (a full disk can leave it cut) or can be
+    repaired from its whole copy (training/experiment_state.py)."""
     from ray import tune
+
+    from rl_hyper.training.experiment_state import WHOLE_COPY, is_whole, newest_state
 
     if not tune.Tuner.can_restore(experiment):
         raise StudyError(f"nothing to resume at {experiment}: no study state there "
                          "(start the study without --resume)")
     if "://" in experiment:
         return
-    newest = max(Path(experiment).glob("experiment_state-*.json"))
-    try:
-        json.loads(newest.read_text())
-    except (OSError, ValueError):
-        raise StudyError(f"{newest} is cut or unreadable (written while the storage was full?): Tune cannot resume "
-                         f"this study; the results it holds are intact (rl-hyper report {experiment})") from None
+    newest = newest_state(experiment)
+    if not is_whole(newest) and not is_whole(Path(experiment) / WHOLE_COPY):
+        raise StudyError(f"{newest} is cut or unreadable (written while the storage was full?) and there is no whole "
+                         f"copy of it: Tune cannot resume this study; the results it holds are intact "
+                         f"(rl-hyper report {experiment})")
 
 
 def error_reason(error: BaseException) -> str:
@@ -141,6 +144,10 @@ def run_sweep(study: Study, *, storage: str | None = None, resume: bool = False,
     experiment = experiment_dir(storage, study.name)
     if resume:
         check_resumable(experiment)
+        if "://" not in experiment:
+            repaired = repair_state(experiment)
+            if repaired:
+                print(repaired, file=sys.stderr, flush=True)
     started = datetime.now(timezone.utc).isoformat()
     _write(storage, study.name, "study.yaml", yaml.safe_dump(study.model_dump(), sort_keys=False))
     _write(storage, study.name, "versions.json", json.dumps(versions(), indent=2) + "\n")

@@ -8,9 +8,11 @@ Every checkpoint folder holds, beside RLlib's files, CONTENTS_FILE:
 written last, after RLlib's `save_to_path`, so it lists every file with its size. Tune then copies
 the folder into the trial's storage (`checkpoint_000004`), file by file: a copy cut by a crash,
 a full disk or a deleted file shows up as a missing file or a size that differs from the list.
-`damage` finds it before anything is restored; `restore` walks back from the checkpoint Tune
-hands over to the older ones Tune keeps (CHECKPOINTS_KEPT in training/run.py), restores the
-newest one that is whole and restores without an error, and says which it skipped and why.
+`damage` finds it before anything is restored; `restore` walks the trial folder's checkpoints
+from the newest (the one Tune hands over, or a newer one where Tune's experiment state was
+restored from an older copy, training/experiment_state.py) to the older ones Tune keeps
+(CHECKPOINTS_KEPT in training/run.py), restores the newest one that is whole and restores
+without an error, and says which it skipped and why.
 When none is usable it raises: a trial never starts again from fresh weights while its frame
 count says otherwise.
 
@@ -72,21 +74,25 @@ def damage(path: str | Path) -> str | None:
     return None
 
 
-def _older_checkpoints(path: Path) -> list[Path]:
-    """The trial's checkpoint folders older than `path`, newest first."""
-    return sorted((p for p in path.parent.glob("checkpoint_*") if p.is_dir() and p.name < path.name), reverse=True)
+def trial_checkpoints(trial_folder: str | Path) -> list[Path]:
+    """The checkpoint folders (`checkpoint_NNNNNN`) in a trial's folder, newest first."""
+    return sorted((p for p in Path(trial_folder).glob("checkpoint_*") if p.is_dir()), reverse=True)
 
 
-def restore(build_algo, path: str | Path):
-    """An algorithm restored from the checkpoint at `path` or, when that one is damaged, from the
-    newest older checkpoint beside it that is whole. build_algo: () -> a fresh algorithm.
+def newest_whole(trial_folder: str | Path) -> Path | None:
+    """The newest checkpoint in the trial's folder that `damage` finds whole; None if there is none."""
+    return next((path for path in trial_checkpoints(trial_folder) if damage(path) is None), None)
+
+
+def restore(build_algo, trial_folder: str | Path):
+    """An algorithm restored from the newest checkpoint in `trial_folder` that is whole and
+    restores without an error. build_algo: () -> a fresh algorithm.
 
     Returns (algorithm, notes): notes has one line per skipped checkpoint, naming its file and
     the problem. Raises NoUsableCheckpointError when none is usable.
     """
-    path = Path(path)
     notes = []
-    for candidate in [path, *_older_checkpoints(path)]:
+    for candidate in trial_checkpoints(trial_folder):
         problem = damage(candidate)
         if problem is None:
             algo = build_algo()

@@ -134,12 +134,13 @@ def trial_trainable(params: dict) -> None:
     stop_flag = find_stop_flag()
     if stop_requested(stop_flag):
         wait_to_be_ended()  # started just as the driver was stopping: nothing to save
-    checkpoint = tune.get_checkpoint()
+    folder = _trial_folder(tune.get_checkpoint())
     notes = []
-    if checkpoint:
-        if not checkpoints.damage(checkpoint.path) and checkpoints.checkpoint_frames(checkpoint.path) >= frames:
+    if folder is not None and checkpoints.trial_checkpoints(folder):
+        newest = checkpoints.newest_whole(folder)
+        if newest is not None and checkpoints.checkpoint_frames(newest) >= frames:
             return  # finished before the driver went down: nothing to add
-        algo, notes = checkpoints.restore(build_config(**params).build_algo, checkpoint.path)
+        algo, notes = checkpoints.restore(build_config(**params).build_algo, folder)
         for note in notes:
             print(note, file=sys.stderr, flush=True)
     else:
@@ -164,10 +165,28 @@ def trial_trainable(params: dict) -> None:
     algo.stop()
 
 
-def saved_frames(result) -> int:
-    """Frames in the last checkpoint of a trial's Tune Result (0 without one): where it resumes."""
-    from rl_hyper.training.checkpoints import checkpoint_frames
+def _trial_folder(checkpoint) -> Path | None:
+    """In a trial: the folder holding its checkpoints. On local storage the trial's own folder
+    (which can hold a checkpoint newer than the one Tune hands over, `checkpoint`, when Tune's
+    experiment state came from an older copy); on cloud storage the handed checkpoint's parent,
+    or None without one."""
+    import pyarrow.fs
+    from ray import tune
 
+    storage = tune.get_context().get_storage()
+    if isinstance(storage.storage_filesystem, pyarrow.fs.LocalFileSystem):
+        return Path(storage.trial_fs_path)
+    return Path(checkpoint.path).parent if checkpoint else None
+
+
+def saved_frames(result) -> int:
+    """Frames in the newest whole checkpoint of a trial's Tune Result (0 without one): where it
+    resumes. Looks in the trial's folder on local storage (see `_trial_folder`)."""
+    from rl_hyper.training.checkpoints import checkpoint_frames, newest_whole
+
+    newest = newest_whole(result.path) if result.path and Path(result.path).is_dir() else None
+    if newest is not None:
+        return checkpoint_frames(newest)
     return checkpoint_frames(result.checkpoint.path) if result.checkpoint else 0
 
 
@@ -191,15 +210,18 @@ def trial_dirname(trial) -> str:
 def run_callbacks(console, directory: str, tracking: dict | None = None, experiment: str = "") -> list:
     """The Tune callbacks of a run: `console` (the callback that prints), the stop at a checkpoint
     on SIGINT / SIGTERM (training/stopping.py), the end of the run when the experiment folder
-    `directory` cannot be written (training/storage.py), progress.csv with a fixed
-    header (training/progress_csv.py), the TensorBoard logger with our tags, and the MLflow / W&B loggers `tracking` ({"mlflow": {...}, "wandb": {...}}) asks for."""
+    `directory` cannot be written (training/storage.py), a whole copy of Tune's experiment state
+    (training/experiment_state.py), progress.csv with a fixed header (training/progress_csv.py),
+    the TensorBoard logger with our tags, and the MLflow / W&B loggers `tracking`
+    ({"mlflow": {...}, "wandb": {...}}) asks for."""
+    from rl_hyper.training.experiment_state import KeepWholeState
     from rl_hyper.training.loggers import MetricsToTensorBoard, tracking_callbacks
     from rl_hyper.training.progress_csv import ProgressCSVLogger
     from rl_hyper.training.stopping import StopAtCheckpoint
     from rl_hyper.training.storage import StorageWatch
 
-    return [console, StopAtCheckpoint(), StorageWatch(directory), ProgressCSVLogger(), MetricsToTensorBoard(),
-            *tracking_callbacks(**(tracking or {}), experiment=experiment)]
+    return [console, StopAtCheckpoint(), StorageWatch(directory), KeepWholeState(directory), ProgressCSVLogger(),
+            MetricsToTensorBoard(), *tracking_callbacks(**(tracking or {}), experiment=experiment)]
 
 
 def make_tuner(common: dict, grid: dict, *, frames: int, storage: str, name: str, max_concurrent: int | None = None,
