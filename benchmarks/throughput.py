@@ -2,7 +2,12 @@
 
 Run (about 1 minute on 2 cores):
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/throughput.py [--methods rnn rnn_s rnn_hn] [--iterations 8]
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/throughput.py [--methods rnn rnn_s rnn_hn] [--iterations 8] [--threads 1]
+
+Each sequence core with and without the hypernetwork (issue 13):
+
+    OMP_NUM_THREADS=1 taskset -c 0 .venv/bin/python benchmarks/throughput.py \
+        --methods rnn rnn_hn lstm lstm_hn transformer transformer_hn --threads 1
 
 Prints, per method, with the paper's architecture (GRU 256, state embedding 256, base net
 256-128, every actor and critic tensor generated for rnn_hn) and the paper's grid batch (16 envs x
@@ -33,6 +38,7 @@ from ray.rllib.core import DEFAULT_MODULE_ID  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from rl_hyper.envs.registry import make_trial_env, register_all  # noqa: E402
+from rl_hyper.models.methods import get_method  # noqa: E402
 from rl_hyper.models.hypernet import GeneratedLinear  # noqa: E402
 from rl_hyper.training.config import build_config  # noqa: E402
 from rl_hyper.training.ray_setup import init_ray  # noqa: E402
@@ -109,7 +115,8 @@ def measure_method(method: str, iterations: int, threads: int) -> dict:
     flops_per_frame = count_flops_per_frame(algo, config, iterations=2)
     params = algo.get_module().num_params()
     algo.stop()
-    return {"method": method, "threads": threads, "params": params, "end_to_end_sps": frames / wall,
+    spec = get_method(method)
+    return {"method": method, "core": spec.core, "policy": spec.policy_input, "threads": threads, "params": params, "end_to_end_sps": frames / wall,
             "sample_s_per_iter": sample_s / iterations, "learn_s_per_iter": learn_s / iterations,
             "flops_per_frame": flops_per_frame, "achieved_gflops": flops_per_frame * frames / wall / 1e9}
 
@@ -118,23 +125,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--methods", nargs="+", default=["rnn", "rnn_s", "rnn_hn"])
     parser.add_argument("--iterations", type=int, default=8)
+    parser.add_argument("--threads", type=int, nargs="+", default=sorted({1, os.cpu_count() or 1}),
+                        help="torch thread counts to measure each method with (default: 1 and one per CPU)")
     args = parser.parse_args()
     init_ray(num_cpus=2, include_dashboard=False)
     register_all()
     peak = gemm_peak_gflops()
     raw_env = env_steps_per_s()
     forms = hypernet_forms()
-    rows = [measure_method(m, args.iterations, threads) for threads in sorted({1, os.cpu_count() or 1})
-            for m in args.methods]
+    rows = [measure_method(m, args.iterations, threads) for threads in args.threads for m in args.methods]
     ray.shutdown()
     reference = {r["threads"]: r["learn_s_per_iter"] for r in rows if r["method"] == "rnn_s"}
     print(f"\nsingle-core float32 GEMM peak: {peak:.1f} GFLOP/s;  GridNavi trial env: {raw_env:,.0f} steps/s (1 core)")
     print(f"hypernet 256x256 layer, 976 samples: per-sample bmm {forms['bmm']:.1f} GFLOP/s, "
           f"outer-product GEMM {forms['outer_gemm']:.1f} GFLOP/s ({forms['outer_gemm'] / forms['bmm']:.1f}x)")
-    print(f"\n{'method':<15} {'threads':>7} {'params':>10} {'env-steps/s':>12} {'env/train':>10} {'sample s':>9} {'learn s':>8} "
+    print(f"\n{'method':<15} {'core':<12} {'policy':<7} {'threads':>7} {'params':>10} {'env-steps/s':>12} {'env/train':>10} {'sample s':>9} {'learn s':>8} "
           f"{'learn/rnn_s':>11} {'MFLOP/frame':>12} {'GFLOP/s':>8} {'of 1-core peak':>15}")
     for r in rows:
-        print(f"{r['method']:<15} {r['threads']:>7} {r['params']:>10,} {r['end_to_end_sps']:>12,.0f} {raw_env / r['end_to_end_sps']:>10.0f} "
+        print(f"{r['method']:<15} {r['core']:<12} {r['policy']:<7} {r['threads']:>7} {r['params']:>10,} {r['end_to_end_sps']:>12,.0f} {raw_env / r['end_to_end_sps']:>10.0f} "
               f"{r['sample_s_per_iter']:>9.3f} {r['learn_s_per_iter']:>8.3f} {r['learn_s_per_iter'] / reference.get(r['threads'], math.nan):>11.2f} "
               f"{r['flops_per_frame'] / 1e6:>12.1f} {r['achieved_gflops']:>8.1f} {r['achieved_gflops'] / peak:>15.0%}")
     print(f"\n(one iteration = 960 env steps: 16 envs x 60; {args.iterations} iterations per method; torch "

@@ -1,7 +1,7 @@
 """The `rl-hyper` command (also `python -m rl_hyper`): parse, validate, call, print.
 
     rl-hyper train  [--env GridNavi] [--method rnn_hn] [--frames N] [--lr X] [--seed S] ...
-    rl-hyper sweep  FILE.yaml [--dry-run] [--resume] [--storage URI] [--max-concurrent N]
+    rl-hyper sweep  FILE.yaml [--dry-run [--calibrate]] [--resume] [--storage URI] [--max-concurrent N]
     rl-hyper report RESULTS_DIR [--out DIR] [--select auc|final] [--screenshot]
     rl-hyper submit FILE.yaml --address URL [--storage URI]
     rl-hyper envs   [list | solve NAME | render NAME --out FILE.png]
@@ -123,8 +123,12 @@ def cmd_sweep(args) -> int:
 
     study = load_study(args.file)
     _positive("--max-concurrent", args.max_concurrent)
+    if args.calibrate and not args.dry_run:
+        raise UsageError("--calibrate goes with --dry-run (it measures the trials' speed instead of running them)")
     if args.dry_run:
-        print(trial_table(study))
+        print(trial_table(study), flush=True)
+        if args.calibrate:
+            _print_cost(study, args)
         return 0
     from rl_hyper.training.loggers import check_tracking
 
@@ -148,6 +152,27 @@ def cmd_sweep(args) -> int:
             return _run_sweep(study, args)
     except StudyLockedError as error:
         raise UsageError(str(error)) from None
+
+
+def _print_cost(study, args) -> None:
+    """Measure each method's trial here (study/cost.py) and print the study's projected cost."""
+    import math
+    import os
+
+    from rl_hyper.envs.registry import register_all
+    from rl_hyper.study.cost import CALIBRATION_ITERATIONS, cost_table, measure_frames_per_s, project
+    from rl_hyper.training.ray_setup import init_ray, quiet_ray_logs
+
+    quiet_ray_logs(args.verbosity)
+    # a local Ray declares at least one trial's CPUs, so its env runners start even on a small machine
+    init_ray(address=args.address, num_cpus=None if args.address else
+             max(os.cpu_count() or 1, math.ceil(study.resources.cpus_per_trial)))
+    register_all()
+    frames_per_s = {}
+    for method in study.methods:
+        print(f"calibrating {method}: {CALIBRATION_ITERATIONS + 1} training iterations ...", flush=True)
+        frames_per_s[method] = measure_frames_per_s(study, method)
+    print(cost_table(study, project(study, frames_per_s)))
 
 
 def _run_sweep(study, args) -> int:
@@ -296,6 +321,9 @@ def build_parser() -> argparse.ArgumentParser:
                                             "trials, all stopped at the same frame count.")
     sweep.add_argument("file", help="study YAML, e.g. tune_configs/quickstart.yaml")
     sweep.add_argument("--dry-run", action="store_true", help="print the trial table and exit (Ray does not start)")
+    sweep.add_argument("--calibrate", action="store_true",
+                       help="with --dry-run: run each method's trial for a few iterations here and print the "
+                            "study's projected core-hours (and GPU-hours)")
     sweep.add_argument("--resume", action="store_true",
                        help="continue an interrupted study: finished trials stay, unfinished ones continue "
                             "from their last checkpoint, failed ones are retried")

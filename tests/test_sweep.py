@@ -57,6 +57,33 @@ def test_dry_run_prints_every_trial_with_one_budget(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
+def test_dry_run_calibrate_projects_core_hours_from_the_measured_speed(tmp_path, address):
+    """--calibrate runs each method's trial briefly and projects hours = frames / frames/s over the
+    study's trials; without --dry-run it is refused before Ray starts."""
+    study = write_study(tmp_path, "cost", ["rnn", "rnn_hn"], [1, 2])
+    spec = yaml.safe_load(study.read_text())
+    study.write_text(yaml.safe_dump({**spec, "frames": 4_000_000, "lr_grid": [1e-3, 3e-4]}))
+    alone = subprocess.run([sys.executable, "-m", "rl_hyper", "sweep", str(study), "--calibrate"],
+                           capture_output=True, text=True, timeout=120)
+    assert alone.returncode == 2 and "--calibrate goes with --dry-run" in alone.stderr
+
+    proc = subprocess.run([sys.executable, "-m", "rl_hyper", "sweep", str(study), "--dry-run", "--calibrate",
+                           "--address", address], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = {line.split()[0]: [float(value.replace(",", "")) for value in line.split()[1:]]
+            for line in proc.stdout.splitlines() if line.split()[:1] in (["rnn"], ["rnn_hn"])}
+    assert set(rows) == {"rnn", "rnn_hn"}
+    for frames_per_s, trials, hours, core_hours in rows.values():
+        assert trials == 4  # 2 learning rates x 2 seeds
+        assert hours == pytest.approx(4_000_000 / frames_per_s / 3600, abs=0.006)
+        assert core_hours == pytest.approx(trials * hours * 1, abs=0.06)  # one CPU per trial
+    assert rows["rnn_hn"][0] < rows["rnn"][0]  # the hypernetwork's trial is the slower one
+    total = sum(4 * 4_000_000 / frames_per_s / 3600 for frames_per_s, *_ in rows.values())
+    (line,) = [line for line in proc.stdout.splitlines() if line.startswith("projected cost of cost: ")]
+    assert float(line.split()[4].replace(",", "")) == pytest.approx(total, abs=0.06)
+    assert not (tmp_path / "results").exists()
+
+
 def test_sweep_runs_grid_at_equal_budget(tmp_path, address):
     study = write_study(tmp_path, "grid", ["rnn", "rnn_s"], [5])
     proc = sweep([str(study)], address)
