@@ -291,7 +291,7 @@ def test_a_folder_made_read_only_mid_run_is_one_line_and_resumes_once_writable(t
     same folder stacked on top: files already open stay writable, as after a remount that waits
     for them): one line naming the folder and EROFS; once writable again the study resumes whole."""
     source, mount = bind_mount
-    study = write_study(tmp_path, "readonly", [1], 12, checkpoint_period_s=0, max_failures=1,
+    study = write_study(tmp_path, "readonly", [1], 8, checkpoint_period_s=0, max_failures=1,
                         storage=str(mount / "results"))
     experiment = mount / "results" / "readonly"
     with ended_on_failure(start_sweep(study, address)) as driver:
@@ -307,4 +307,4 @@ def test_a_folder_made_read_only_mid_run_is_one_line_and_resumes_once_writable(t
     subprocess.run(["umount", str(mount)], check=True)  # the read-only layer: writable again
     resumed = rl_hyper("sweep", str(study), "--address", address, "--resume")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    assert_whole(experiment, 12)
+    assert_whole(experiment, 8)
