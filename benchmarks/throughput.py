@@ -156,8 +156,10 @@ def measure_method(method: str, iterations: int, threads: int) -> dict:
     flops_per_frame = count_flops_per_frame(algo, config, iterations=2)
     params = sum(parameter.numel() for parameter in algo.get_module().parameters())
     algo.stop()
-    core, policy = ("lstm (RLlib)", "obs") if method == STOCK else (get_method(method).core, get_method(method).policy_input)
-    return {"method": method, "core": core, "policy": policy, "threads": threads, "params": params, "end_to_end_sps": frames / wall,
+    spec = None if method == STOCK else get_method(method)
+    core, policy = ("lstm (RLlib)", "obs") if spec is None else (spec.core, spec.policy_input)
+    return {"method": method, "core": core, "policy": policy, "threads": threads, "params": params,
+            "end_to_end_sps": frames / wall,
             "sample_s_per_iter": sample_s / iterations, "learn_s_per_iter": learn_s / iterations,
             "flops_per_frame": flops_per_frame, "achieved_gflops": flops_per_frame * frames / wall / 1e9}
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rl_hyper.training.experiment_state import WHOLE_COPY
+from rl_hyper.training.experiment_state import WHOLE_COPY, KeepWholeState, repair_state
 
 ITERATION = 960  # frames of one GridNavi iteration (16 envs x 60 steps)
 
@@ -139,6 +139,29 @@ def test_report_names_a_bad_row_and_leaves_out_a_cut_last_line(tmp_path):
     proc = rl_hyper("report", str(tmp_path / "study"))
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"rl-hyper report: error: {progress}:3: 10 fields, the header has 8"
+
+
+def test_whole_copy_of_the_experiment_state_follows_whole_files_only_and_repairs_a_cut_one(tmp_path):
+    keeper = KeepWholeState(str(tmp_path))
+    older = tmp_path / "experiment_state-2026-01-01_00-00-00.json"
+    newer = tmp_path / "experiment_state-2026-01-02_00-00-00.json"
+    older.write_text(json.dumps({"trials": 1}))
+    keeper.keep()
+    assert json.loads((tmp_path / WHOLE_COPY).read_text()) == {"trials": 1}
+    newer.write_text(json.dumps({"trials": 2, "pad": "x" * 100}))  # Tune's next state file: the newest is copied
+    keeper.keep()
+    assert json.loads((tmp_path / WHOLE_COPY).read_text())["trials"] == 2
+    whole = newer.read_bytes()
+    newer.write_bytes(whole[:40])  # cut while it is rewritten: the copy keeps the last whole state
+    keeper.keep()
+    assert (tmp_path / WHOLE_COPY).read_bytes() == whole
+
+    assert repair_state(tmp_path).startswith(f"{newer} was cut (written while the storage was full?)")
+    assert newer.read_bytes() == whole and (tmp_path / f"{newer.name}.cut").read_bytes() == whole[:40]
+    assert repair_state(tmp_path) is None  # whole now: nothing to do
+    newer.write_bytes(whole[:40])
+    (tmp_path / WHOLE_COPY).unlink()
+    assert repair_state(tmp_path) is None and newer.read_bytes() == whole[:40]  # no copy: left as it is
 
 
 def test_signals_lock_and_kill_leave_a_study_that_resumes_whole(tmp_path, address):

@@ -72,7 +72,8 @@ def project(study: Study, frames_per_s: dict[str, float]) -> list[MethodCost]:
 def cost_table(study: Study, costs: list[MethodCost]) -> str:
     """The projection as printable rows, one per method, and the study's total."""
     gpus = study.resources.num_gpus_per_learner > 0
-    rows = [f"{'method':<15} {'frames/s':>9} {'trials':>6} {'h/trial':>8} {'core-h':>9}" + (f" {'GPU-h':>8}" if gpus else "")]
+    header = f"{'method':<15} {'frames/s':>9} {'trials':>6} {'h/trial':>8} {'core-h':>9}"
+    rows = [header + (f" {'GPU-h':>8}" if gpus else "")]
     for cost in costs:
         rows.append(f"{cost.method:<15} {cost.frames_per_s:>9,.0f} {cost.trials:>6} {cost.hours_per_trial:>8.2f} "
                     f"{cost.core_hours:>9,.1f}" + (f" {cost.gpu_hours:>8,.1f}" if gpus else ""))
