@@ -86,7 +86,9 @@ def render_in_browser(page: Path, screenshot: Path, browser: str | None = None) 
     Returns {"images", "decoded", "broken", "tables", "rows", "height", "screenshot"}.
     """
     browser = _browser(browser)
-    with tempfile.TemporaryDirectory() as work:
+    # a Chromium helper process can still be writing into its profile after the browser exits:
+    # the profile's removal must not fail the render (it is a temporary folder)
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as work:
         probe = Path(work, "page.html")
         probe.write_text(page.read_text(encoding="utf-8").replace("</body>", f"{_CHECK_SCRIPT}</body>"), encoding="utf-8")
         dom = _run(browser, str(Path(work, "profile")), "--virtual-time-budget=10000", "--dump-dom", probe.as_uri())
@@ -112,7 +114,7 @@ def render_url(url: str, screenshot: Path, expect: str, login: str | None = None
     raises BrowserError if `expect` does not show within `timeout` seconds.
     """
     browser = _browser(browser)
-    with tempfile.TemporaryDirectory() as profile:
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:  # as in render_in_browser
         command = _command(browser, profile, "--remote-debugging-port=0", f"--window-size={APP_WINDOW}",
                            "about:blank")
         chromium = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
