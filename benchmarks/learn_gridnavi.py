@@ -14,6 +14,12 @@ frame count, the seeds' values, and the training (stochastic) return of the same
 second table gives each method's PPO clip fraction and policy latent norm, averaged over every
 update of the run and then over seeds. The file also holds the command, the seeds, the PPO and
 auxiliary-objective settings used and the versions.
+
+Studies run apart (e.g. one per seed, each pinned to its own core) are tabled together, without
+training, by
+
+    .venv/bin/python benchmarks/learn_gridnavi.py --tables-from results/bench/run_seed73 results/bench/run_seed20 \
+        --checkpoints 100000 250000 400000 500000
 Reference points (PAPER_SPEC section 4): a uniformly random policy scores about -4.7 per trial;
 knowing the goal, 44.3 is the ceiling.
 """
@@ -21,6 +27,7 @@ knowing the goal, 44.3 is the ceiling.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -61,7 +68,8 @@ def results_table(progress: pd.DataFrame, methods: list[str], checkpoints: list[
             point = at_frames(rows, frames)
             if point.empty:
                 continue
-            per_seed = lambda column: " / ".join(f"{value:.2f}" for value in point[column])  # noqa: E731
+            per_seed = lambda column: " / ".join(f"{seed}: {value:.2f}"  # noqa: E731
+                                                 for seed, value in zip(point["seed"], point[column]))
             lines.append(f"| {method} | {frames:,} | {point['eval_trial_return'].mean():.2f} | {per_seed('eval_trial_return')} "
                          f"| {window_mean(rows, frames, window):.2f} "
                          f"| {point['train_trial_return'].mean():.2f} | {per_seed('train_trial_return')} |")
@@ -76,7 +84,7 @@ def optimisation_table(progress: pd.DataFrame, methods: list[str]) -> str:
         per_seed = progress[progress["method"] == method].groupby("seed")[["clip_fraction", "latent_norm"]].mean()
         if per_seed.empty:
             continue
-        cells = [f"{per_seed[column].mean():.3f} ({' / '.join(f'{v:.3f}' for v in per_seed[column])})"
+        cells = [f"{per_seed[column].mean():.3f} ({' / '.join(f'{seed}: {v:.3f}' for seed, v in per_seed[column].items())})"
                  for column in ("clip_fraction", "latent_norm")]
         lines.append(f"| {method} | {cells[0]} | {cells[1]} |")
     return "\n".join(lines)
@@ -91,7 +99,8 @@ def typed_overrides(items: list[str], defaults) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=1_000_000)
-    parser.add_argument("--methods", nargs="+", default=["rnn", "rnn_s", "rnn_hn"])
+    parser.add_argument("--methods", nargs="+", default=None, help="default: rnn rnn_s rnn_hn (with --tables-from: "
+                        "every method stored)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[73, 20, 3])
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--env", default="GridNavi")
@@ -105,7 +114,16 @@ def main() -> None:
     parser.add_argument("--storage", default="results/bench")
     parser.add_argument("--name", default=None)
     parser.add_argument("--out", default=None, help="markdown file for the table (default: print only)")
+    parser.add_argument("--tables-from", nargs="+", default=None, metavar="STUDY_DIR",
+                        help="train nothing: table the stored studies together (e.g. one per seed)")
     args = parser.parse_args()
+    if args.tables_from:
+        try:
+            write_report(tables_report(args.tables_from, args.methods, args.checkpoints), args.out)
+        except (FileNotFoundError, ValueError) as error:  # a missing folder, a clash or a bad row
+            sys.exit(f"learn_gridnavi: {error}")
+        return
+    args.methods = args.methods or ["rnn", "rnn_s", "rnn_hn"]
 
     ppo = typed_overrides(args.ppo, ppo_settings(args.env))
     aux = typed_overrides(args.aux, aux_settings(args.env))
@@ -142,10 +160,35 @@ def main() -> None:
         optimisation_table(progress, args.methods),
         "",
     ])
+    write_report(report, args.out)
+
+
+def tables_report(study_dirs: list[str], methods: list[str] | None, checkpoints: list[int]) -> str:
+    """The result and optimisation tables of several stored studies read as one, with each
+    study's recorded versions; `methods` None = every method stored, in order of appearance."""
+    progress = analysis.read_progress(study_dirs)
+    methods = methods or list(dict.fromkeys(progress["method"]))
+    sources = [f"- {Path(d).absolute()}: versions {json.dumps(json.loads((Path(d) / 'versions.json').read_text()))}"
+               if (Path(d) / "versions.json").exists() else f"- {Path(d).absolute()}: no versions.json"
+               for d in study_dirs]
+    return "\n".join([
+        f"# {', '.join(methods)}: tables from {len(study_dirs)} stored studies",
+        "",
+        f"Command: `.venv/bin/python {' '.join(sys.argv)}`",
+        *sources,
+        "",
+        results_table(progress, methods, checkpoints),
+        "",
+        optimisation_table(progress, methods),
+        "",
+    ])
+
+
+def write_report(report: str, out: str | None) -> None:
     print(report)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(report)
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(report)
 
 
 if __name__ == "__main__":

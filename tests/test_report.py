@@ -143,6 +143,21 @@ def test_same_trial_in_two_directories_is_an_error(tmp_path):
         analysis.read_progress(tmp_path)
 
 
+def test_several_study_directories_read_as_one(tmp_path):
+    write_trial(tmp_path / "seed73" / "t", "rnn", 1e-3, 73, [1.0, 2.0], wall_s=1.0)
+    write_trial(tmp_path / "seed20" / "t", "rnn", 1e-3, 20, [3.0, 4.0], wall_s=1.0)
+    write_trial(tmp_path / "elsewhere" / "t", "rnn_hn", 1e-3, 3, [5.0], wall_s=1.0)
+    progress = analysis.read_progress([tmp_path / "seed73", str(tmp_path / "seed20")])
+    assert sorted(progress["seed"].unique().tolist()) == [20, 73]
+    final = progress[progress["eval_trial_return"].notna()].groupby("seed")["eval_trial_return"].last()
+    assert final.to_dict() == {20: 4.0, 73: 2.0}
+    write_trial(tmp_path / "seed73_again" / "t", "rnn", 1e-3, 73, [9.0], wall_s=1.0)
+    with pytest.raises(ValueError, match="several directories"):
+        analysis.read_progress([tmp_path / "seed73", tmp_path / "seed73_again"])
+    with pytest.raises(FileNotFoundError, match="missing"):
+        analysis.read_progress([tmp_path / "seed73", tmp_path / "missing"])
+
+
 def test_progress_without_contract_columns_is_an_error(tmp_path):
     (tmp_path / "t").mkdir()
     pd.DataFrame({"training_iteration": [1], "episode_return_mean": [0.0]}).to_csv(tmp_path / "t" / "progress.csv")

@@ -28,7 +28,7 @@ import csv
 import io
 import warnings
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Sequence
 
 import numpy as np
 import pandas as pd
@@ -47,8 +47,9 @@ _NUMBERS = ("lr", "seed", "frames", "eval_trial_return", "train_trial_return")
 _TRIAL_COLUMNS = ("num_params", "time_total_s", "sampler_time_s", "learner_time_s")
 
 
-def read_progress(results_dir: str | Path) -> pd.DataFrame:
-    """Every training iteration of every trial below `results_dir`, one row each.
+def read_progress(results_dir: str | Path | Sequence[str | Path]) -> pd.DataFrame:
+    """Every training iteration of every trial below `results_dir`, one row each; given several
+    directories (e.g. one study per seed, run apart), the trials below all of them.
 
     Columns: the contract columns without their prefix, time_total_s, and trial_dir. Trials whose
     progress.csv is still empty (no iteration finished) are left out. Raises ResultsError (a
@@ -56,10 +57,11 @@ def read_progress(results_dir: str | Path) -> pd.DataFrame:
     progress.csv without the contract columns, and ValueError for two trial directories holding
     the same (env, method, lr, seed).
     """
-    root = Path(results_dir)
-    if not root.is_dir():
-        raise FileNotFoundError(f"results directory not found: {root}")
-    tables = [_read_trial(path) for path in sorted(root.rglob("progress.csv"))]
+    roots = [Path(results_dir)] if isinstance(results_dir, (str, Path)) else [Path(d) for d in results_dir]
+    for root in roots:
+        if not root.is_dir():
+            raise FileNotFoundError(f"results directory not found: {root}")
+    tables = [_read_trial(path) for root in roots for path in sorted(root.rglob("progress.csv"))]
     tables = [table for table in tables if table is not None]
     if not tables:
         return pd.DataFrame(columns=[*_REQUIRED, *_TRIAL_COLUMNS, "trial_dir"])
