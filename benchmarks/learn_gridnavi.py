@@ -20,6 +20,7 @@ training, by
 
     .venv/bin/python benchmarks/learn_gridnavi.py --tables-from results/bench/run_seed73 results/bench/run_seed20 \
         --checkpoints 100000 250000 400000 500000
+
 Reference points (PAPER_SPEC section 4): a uniformly random policy scores about -4.7 per trial;
 knowing the goal, 44.3 is the ceiling.
 """
