@@ -211,6 +211,41 @@ def test_signals_lock_and_kill_leave_a_study_that_resumes_whole(tmp_path, addres
     assert report.returncode == 0, report.stderr
 
 
+def test_a_final_checkpoint_the_driver_never_logged_gives_its_row_back_on_resume(tmp_path, address, ray_session):
+    """The driver can die after a trial's final checkpoint reached the storage but before it logged
+    that iteration (a SIGKILL in that window failed test_sweep's killed-driver test once). Made
+    here without timing: a finished study loses its last progress.csv row and Tune's state says
+    the trial still runs. The resume gives the row back from the checkpoint, without training."""
+    study = write_study(tmp_path, "unlogged", [1], 2)
+    experiment = tmp_path / "results" / "unlogged"
+    first = rl_hyper("sweep", str(study), "--address", address)
+    assert first.returncode == 0, first.stdout + first.stderr
+    (finished,) = rows(experiment).values()
+    assert iterations(finished) == [1, 2]
+    (progress,) = experiment.glob("*/progress.csv")
+    # the driver writes progress.csv in the Ray session's folder and copies it into the storage:
+    # without the last row in both, as the killed driver leaves them
+    session = Path(ray_session._private.worker._global_node.get_session_dir_path())
+    for copy in [progress, *session.glob(f"artifacts/*/unlogged/driver_artifacts/{progress.parent.name}/progress.csv")]:
+        copy.write_text("".join(copy.read_text().splitlines(keepends=True)[:-1]))
+    state_file = max(experiment.glob("experiment_state-*.json"))
+    state = json.loads(state_file.read_text())
+    for entry in state["trial_data"]:
+        trial = json.loads(entry[0])
+        entry[0] = json.dumps({**trial, "status": "RUNNING"})
+    state_file.write_text(json.dumps(state))
+    checkpoints = sorted(path.name for path in progress.parent.glob("checkpoint_*"))
+
+    resumed = rl_hyper("sweep", str(study), "--address", address, "--resume")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    (records,) = rows(experiment).values()
+    assert iterations(records) == [1, 2]
+    for column in ("rl_hyper/frames", "rl_hyper/train_trial_return", "rl_hyper/eval_trial_return"):
+        assert records[-1][records[0].index(column)] == finished[-1][finished[0].index(column)], column
+    assert sorted(path.name for path in progress.parent.glob("checkpoint_*")) == checkpoints  # nothing trained
+    assert json.loads((experiment / "manifest.json").read_text())["trials"] == {"rnn/lr=0.001/seed=1": "done"}
+
+
 def test_damaged_checkpoints_fall_back_or_fail_never_fresh_weights(tmp_path, address):
     """Latest checkpoint without its learner state: the trial continues from the one before and
     says so (console and manifest). Every checkpoint cut: the trial fails naming them."""

@@ -16,6 +16,10 @@ without an error, and says which it skipped and why.
 When none is usable it raises: a trial never starts again from fresh weights while its frame
 count says otherwise.
 
+Each checkpoint also holds RESULT_FILE, the training result it was written with: a trial whose
+checkpoint holds its whole budget reports it again when resumed, because the driver can die after
+the checkpoint reached the storage but before it logged that result (training/run.py).
+
 Checkpoints written before this file existed have only FRAMES_FILE; for them `damage` checks
 that file alone.
 """
@@ -27,17 +31,23 @@ from pathlib import Path
 
 CONTENTS_FILE = "rl_hyper_checkpoint.json"
 FRAMES_FILE = "rl_hyper_frames.txt"  # the frame count alone, as earlier versions wrote and read it
+RESULT_FILE = "rl_hyper_result.json"  # the training result the checkpoint was written with
 
 
 class NoUsableCheckpointError(RuntimeError):
     """Every checkpoint of a trial is damaged: the message names each one and what is wrong."""
 
 
-def write_checkpoint(algo, directory: str | Path, frames: int) -> None:
-    """Save `algo` into `directory` with FRAMES_FILE and, last, CONTENTS_FILE listing every file."""
+def write_checkpoint(algo, directory: str | Path, result: dict) -> None:
+    """Save `algo` into `directory` with FRAMES_FILE, RESULT_FILE (`result`, the training result of
+    the iteration just run, without its config) and, last, CONTENTS_FILE listing every file."""
+    from ray.tune.utils.util import SafeFallbackEncoder
+
     directory = Path(directory)
+    frames = result["rl_hyper"]["frames"]
     algo.save_to_path(str(directory))
     (directory / FRAMES_FILE).write_text(str(frames))
+    (directory / RESULT_FILE).write_text(json.dumps(result, cls=SafeFallbackEncoder))
     files = {str(path.relative_to(directory)): path.stat().st_size
              for path in sorted(directory.rglob("*")) if path.is_file()}
     (directory / CONTENTS_FILE).write_text(json.dumps({"frames": frames, "files": files}, indent=1) + "\n")
@@ -49,6 +59,13 @@ def checkpoint_frames(path: str | Path) -> int:
     if contents.exists():
         return int(json.loads(contents.read_text())["frames"])
     return int((Path(path) / FRAMES_FILE).read_text())
+
+
+def checkpoint_result(path: str | Path) -> dict | None:
+    """The training result the checkpoint at `path` was written with (None for checkpoints written
+    before RESULT_FILE existed)."""
+    file = Path(path) / RESULT_FILE
+    return json.loads(file.read_text()) if file.exists() else None
 
 
 def damage(path: str | Path) -> str | None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import os
 from pathlib import Path
 
@@ -38,7 +39,7 @@ def flat_result(result: dict) -> dict:
     return flatten_dict({key: value for key, value in result.items() if key != "config"}, delimiter="/")
 
 
-def kept_rows(text: str, before_iteration: int) -> tuple[list[str], list[list[str]]]:
+def kept_rows(text: str, before_iteration: float) -> tuple[list[str], list[list[str]]]:
     """The header and the complete rows of a progress.csv's `text` whose training_iteration is
     below `before_iteration` (an incomplete last line, without its newline, is left out)."""
     if not text.endswith("\n"):
@@ -51,6 +52,19 @@ def kept_rows(text: str, before_iteration: int) -> tuple[list[str], list[list[st
     kept = [row for row in rows if len(row) == len(header)
             and (column is None or int(float(row[column])) < before_iteration)]
     return header, kept
+
+
+def logged_iterations(path: Path) -> set[int]:
+    """The training_iteration of every complete row of the progress.csv at `path` (none if it is
+    missing or unreadable, as on cloud storage)."""
+    try:
+        header, rows = kept_rows(path.read_text(), before_iteration=math.inf)
+    except OSError:
+        return set()
+    if TRAINING_ITERATION not in header:
+        return set()
+    column = header.index(TRAINING_ITERATION)
+    return {int(float(row[column])) for row in rows}
 
 
 class ProgressCSVLogger(CSVLoggerCallback):

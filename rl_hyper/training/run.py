@@ -109,7 +109,8 @@ def trial_trainable(params: dict) -> None:
     trials to stop (training/stopping.py); after a failure or a `--resume`, Tune hands the last
     checkpoint back and training continues from it, or from the one before when it is damaged
     (training/checkpoints.py; the first result then carries RESTORE_NOTES_KEY), and a trial whose
-    checkpoint already holds the full budget ends at once (its results stay as they are).
+    checkpoint already holds the full budget ends at once, reporting that checkpoint's result
+    again only if the driver died before it logged it (`_report_unlogged`).
     """
     import tempfile
 
@@ -139,7 +140,8 @@ def trial_trainable(params: dict) -> None:
     if folder is not None and checkpoints.trial_checkpoints(folder):
         newest = checkpoints.newest_whole(folder)
         if newest is not None and checkpoints.checkpoint_frames(newest) >= frames:
-            return  # finished before the driver went down: nothing to add
+            _report_unlogged(checkpoints.checkpoint_result(newest), folder)
+            return  # finished before the driver went down: nothing to train
         algo, notes = checkpoints.restore(build_config(**params).build_algo, folder)
         for note in notes:
             print(note, file=sys.stderr, flush=True)
@@ -156,13 +158,27 @@ def trial_trainable(params: dict) -> None:
         if done or stopping or time.monotonic() - last_checkpoint >= checkpoint_period_s:
             last_checkpoint = time.monotonic()
             with tempfile.TemporaryDirectory() as directory:
-                checkpoints.write_checkpoint(algo, directory, result["rl_hyper"]["frames"])
+                checkpoints.write_checkpoint(algo, directory, result)
                 tune.report(result, checkpoint=tune.Checkpoint.from_directory(directory))
         else:
             tune.report(result)
         if stopping:
             wait_to_be_ended()
     algo.stop()
+
+
+def _report_unlogged(result: dict | None, folder: Path) -> None:
+    """Report a finished trial's last `result` (stored in its final checkpoint) again unless the
+    trial's progress.csv in `folder` has its iteration: the driver can die after the checkpoint
+    reached the storage but before it logged the result. A result logged twice keeps one row
+    (training/progress_csv.py)."""
+    from ray import tune
+    from ray.air.constants import EXPR_PROGRESS_FILE
+
+    from rl_hyper.training.progress_csv import logged_iterations
+
+    if result is not None and result["training_iteration"] not in logged_iterations(folder / EXPR_PROGRESS_FILE):
+        tune.report(result)
 
 
 def _trial_folder(checkpoint) -> Path | None:
