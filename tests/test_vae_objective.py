@@ -21,7 +21,8 @@ from rl_hyper.models.methods import METHODS
 from rl_hyper.models.normalize import RunningMeanStd
 from rl_hyper.training.config import build_config
 from rl_hyper.training.settings import UnknownFamilyError, aux_settings, lookup
-from rl_hyper.models.objectives import ELBOObjective, TaskObjective, elbo_reduction, objectives_of, task_reduction
+from rl_hyper.models.objectives import (ELBOObjective, TaskObjective, elbo_reduction, objectives_of, task_reduction,
+                                        usable_targets)
 from rl_hyper.training.trial_buffer import STEPS, TrialBuffer
 
 MID = DEFAULT_MODULE_ID
@@ -60,6 +61,33 @@ def test_vae_objective_reductions_on_a_hand_computed_example():
     assert parts["aux_kl"].item() == pytest.approx(0.5 + 0.5 + 1 + 1 + 1)  # 4.0
     assert parts["aux_elbo"].item() == pytest.approx(7.5 + 0.1 * 4.0)
     assert task_reduction(steps, task)["aux_task_loss"].item() == pytest.approx(0.25 + 0.25 + 0.5 * 3)  # 2.0
+
+
+def test_decoding_targets_at_an_inner_episode_boundary_on_a_hand_example():
+    """Six observed steps (the seventh is padding), obs 3 has the inner-episode-ended flag up.
+    "terminal" (obs 3 shows where the episode ended, then the agent acts from the start state):
+    (s_3, r_3) is whole, the transition into s_4 starts from the start state, not s_3.
+    "reset" (obs 3 shows the next start): (s_3, r_3) pairs the start with the last reward.
+    A transition has no s_{-1} at step 0. The original decodes every transition of the trial."""
+    steps = torch.tensor([[True] * 6 + [False]])
+    flag = torch.tensor([[False, False, False, True, False, False, False]])
+
+    def left_out(boundary, reads_previous_state):
+        kept = usable_targets(steps, flag, boundary, reads_previous_state)
+        return [j for j in range(6) if not kept[0, j]]
+
+    assert left_out("terminal", False) == []  # GridNavi's multi-head reward decoder
+    assert left_out("reset", False) == [3]
+    assert left_out("terminal", True) == [0, 4]  # MuJoCo's transition decoders
+    assert left_out("reset", True) == [0, 3]
+    assert left_out(None, True) == [0]
+    assert not usable_targets(steps, flag, "terminal", False)[0, 6]  # padding stays out
+
+
+def test_each_env_tells_the_decoder_what_its_boundary_obs_shows():
+    boundaries = {env: build_config(env, "vi", lr=1e-3, seed=0).model_config["inner_boundary"]
+                  for env in ("GridNavi", "MC-LS")}
+    assert boundaries == {"GridNavi": "terminal", "MC-LS": "reset"}
 
 
 def test_kl_weight_relative_to_reconstruction_grows_with_the_sequences_drawn():

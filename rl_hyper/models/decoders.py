@@ -44,6 +44,8 @@ class GridRewardDecoder(nn.Module):
     (a known imperfection of decoding positions from observations).
     """
 
+    reads_previous_state = False  # target j: (s_j, r_j)
+
     def __init__(self, latent_dim: int, hidden: Sequence[int], *, grid_size: int, goal_reward: float):
         super().__init__()
         self.grid_size, self.goal_reward = grid_size, goal_reward
@@ -64,6 +66,8 @@ class GridRewardDecoder(nn.Module):
 
 class TransitionDecoder(nn.Module):
     """MLP on (z_t, transition j) -> reward r_j or next state s_j, with a squared-error NLL."""
+
+    reads_previous_state = True  # target j: the transition (s_{j-1}, a_j, r_j, s_j)
 
     def __init__(self, latent_dim: int, hidden: Sequence[int], *, state_dim: int, action_dim: int, target: str):
         super().__init__()

@@ -34,7 +34,8 @@ The policy reads batch["task"] only while `warm_up_active` is True.
 `model_config` keys: method (id), state_dim, action_dim, reward_dim (from the env's ObsLayout),
 max_seq_len, any field of `ModelSizes` (paper grid-world sizes by default), and for the auxiliary
 objectives: decoder, decoder_hidden (+ grid_size, goal_reward for "grid_reward"),
-task_decoder_hidden, task_dim, inner_done_flag (the last state entry is the inner-episode-ended flag),
+task_decoder_hidden, task_dim, inner_boundary (trials of several episodes: the last state entry is the
+inner-episode-ended flag, and this is what the obs shows then, "terminal" or "reset"; envs/trial.py),
 latent_norm_max_count and latent_norm_clip (the latent normaliser's options, normalize.py).
 """
 
@@ -136,7 +137,7 @@ class MetaRLModule(TorchRLModule, ValueFunctionAPI):
     def _setup_auxiliary(self, cfg: dict) -> None:
         """Decoders, latent normaliser and TI warm-up parts, for the methods that use them."""
         method, latent_dim = self.method, self.sizes.latent_dim
-        self.inner_done_flag = bool(cfg.get("inner_done_flag", False))
+        self.inner_boundary = cfg.get("inner_boundary")
         if method.normalize_latent:
             self.latent_norm = RunningMeanStd(2 * latent_dim, max_count=cfg.get("latent_norm_max_count", math.inf),
                                               clip=cfg.get("latent_norm_clip", math.inf))

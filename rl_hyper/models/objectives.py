@@ -31,6 +31,31 @@ def sample_latent(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
 
 
+def usable_targets(steps: torch.Tensor, flag: torch.Tensor, boundary: str | None,
+                   reads_previous_state: bool) -> torch.Tensor:
+    """The steps j whose decoding target lies within one inner episode, (K, T) bool.
+
+    steps (K, T) bool: the observed steps; flag (K, T) bool: obs j's inner-episode-ended flag;
+    boundary: what obs j shows when its flag is up (envs/trial.py), "terminal" or "reset", or None
+    for trials of one episode; reads_previous_state: the decoder's target j is the transition
+    (s_{j-1}, a_j, r_j, s_j) (TransitionDecoder) rather than (s_j, r_j) (GridRewardDecoder).
+    Left out:
+      "reset": the flagged step j, whose s_j is the next episode's start but whose reward (and
+               transition) belongs to the episode that ended;
+      "terminal": for a transition, the step after the flag: its s_{j-1} is the terminal state
+               while the agent acted from the start state (the flagged step itself is whole);
+      a transition at a sequence's first step (no s_{j-1}).
+    """
+    targets = steps.clone()
+    if boundary == "reset":
+        targets &= ~flag
+    if reads_previous_state:
+        if boundary == "terminal":
+            targets[:, 1:] &= ~flag[:, :-1]
+        targets[:, 0] = False
+    return targets
+
+
 def elbo_reduction(steps: torch.Tensor, nll: torch.Tensor, kl: torch.Tensor, kl_weight: float) -> dict[str, torch.Tensor]:
     """steps (K, T) bool, nll / kl (K, T) per ELBO term -> aux_reconstruction_nll (sum / K),
     aux_kl (sum), aux_elbo = nll + kl_weight * kl: the ELBO's reductions (module docstring)."""
@@ -58,9 +83,8 @@ class ELBOObjective:
         """obs (K, T, S + A + 1), mu / logvar (K, T, L), steps (K, T) bool -> the reconstruction
         NLL from z_t summed over the sequence's targets, (K, T), and KL(q_t || q_{t-1}), (K, T)."""
         state, prev_action, prev_reward = module.split_obs(obs)
-        targets = steps
-        if module.inner_done_flag:  # (s_j, r_j) straddles an inner-episode reset where the flag is up
-            targets = steps & (state[..., -1] < 0.5)
+        flag = state[..., -1] > 0.5 if module.inner_boundary else torch.zeros_like(steps)
+        targets = usable_targets(steps, flag, module.inner_boundary, module.decoder.reads_previous_state)
         nll = module.decoder.nll(sample_latent(mu, logvar), state, prev_action, prev_reward, targets)
         prior_mu = torch.cat([torch.zeros_like(mu[:, :1]), mu[:, :-1]], dim=1)
         prior_logvar = torch.cat([torch.zeros_like(logvar[:, :1]), logvar[:, :-1]], dim=1)

@@ -78,7 +78,7 @@ def build_config(env: str, method: str, *, lr: float, seed: int, frames: int | N
     if method_row.has_aux_objective:
         model_config.update(decoder=aux_set.decoder, decoder_hidden=list(aux_set.decoder_hidden),
                             task_decoder_hidden=list(aux_set.task_decoder_hidden), task_dim=probe.task_env.task_dim,
-                            inner_done_flag=probe.episodes_per_trial > 1)
+                            inner_boundary=probe.boundary_obs if probe.episodes_per_trial > 1 else None)
         if aux_set.decoder == "grid_reward":
             model_config.update(grid_size=GRID_SIZE, goal_reward=1.0)
         sequences_per_update = num_envs * math.ceil(settings.rollout_steps_per_env / (max_seq_len - 1))
