@@ -83,6 +83,32 @@ def test_every_method_samples_and_updates(method, registered_envs):
         assert second["warm_up"] == 0.0 and "aux_task_loss" in second
 
 
+@pytest.mark.parametrize("method", list(METHODS))
+def test_before_an_update_the_learner_gives_each_action_its_sampling_probability(method, registered_envs):
+    """The learner's forward pass over the sampled trials, with the weights the env runner acted
+    with, gives every action the log-probability recorded at sampling (PPO's ratio is exactly 1):
+    the encoder over the trial, the recorded latent, the normalisers and the step alignment all
+    agree between sampling and learning. After one update, so that the hypernetworks' weight heads
+    (zero under Bias-HyperInit) read their input, the normalisers have statistics and the TI
+    warm-up has ended."""
+    config = build_config("GridNavi", method, lr=1e-3, seed=1, eval_interval=0, envs_per_runner=4,
+                          aux={"warm_up_updates": 1} if METHODS[method].warm_up != "none" else None)
+    runner = SingleAgentEnvRunner(config=config)
+    learner = config.build_learner(env=runner.env)
+    module = _module(learner)
+    runner.module.set_state(module.get_state())
+    _update(learner, runner.sample())
+    runner.module.set_state(module.get_state())
+    batch = _train_batch(learner, runner.sample())
+    steps = batch[Columns.LOSS_MASK]
+    with torch.no_grad():
+        features = module.features_at(module.forward_train(batch)[Columns.EMBEDDINGS], steps)
+        dist = module.get_train_action_dist_cls().from_logits(module.action_dist_inputs(features))
+        logp = dist.logp(batch[Columns.ACTIONS][steps])
+    assert steps.sum() == 4 * 60
+    torch.testing.assert_close(logp, batch[Columns.ACTION_LOGP][steps], atol=1e-5, rtol=0)
+
+
 def test_task_column_has_the_obs_layout_and_the_episode_tasks(registered_envs):
     _, learner, episodes = _setup("ti_naive", seed=3)  # seed 3: the batch has steps paid +1
     batch = _train_batch(learner, episodes)
