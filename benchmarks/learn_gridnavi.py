@@ -92,9 +92,18 @@ def optimisation_table(progress: pd.DataFrame, methods: list[str]) -> str:
 
 
 def typed_overrides(items: list[str], defaults) -> dict:
-    """KEY=VALUE strings -> {key: value} typed like the field of the settings dataclass `defaults`."""
-    pairs = dict(item.split("=", 1) for item in items)
-    return {key: type(getattr(defaults, key))(value) for key, value in pairs.items()}
+    """KEY=VALUE strings -> {key: value} typed like the field of the settings dataclass `defaults`;
+    a field whose default is an int also takes a float (`latent_norm_window=inf`)."""
+    def typed(key: str, value: str):
+        kind = type(getattr(defaults, key))
+        if kind is int:
+            try:
+                return int(value)
+            except ValueError:
+                return float(value)
+        return kind(value)
+
+    return {key: typed(key, value) for key, value in (item.split("=", 1) for item in items)}
 
 
 def main() -> None:
