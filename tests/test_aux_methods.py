@@ -84,20 +84,16 @@ def test_every_method_samples_and_updates(method, registered_envs):
 
 
 @pytest.mark.parametrize("method", list(METHODS))
-def test_before_an_update_the_learner_gives_each_action_its_sampling_probability(method, registered_envs):
+def test_the_learner_gives_each_sampled_action_its_sampling_probability(method, registered_envs):
     """The learner's forward pass over the sampled trials, with the weights the env runner acted
     with, gives every action the log-probability recorded at sampling (PPO's ratio is exactly 1):
     the encoder over the trial, the recorded latent, the normalisers and the step alignment all
     agree between sampling and learning. After one update, so that the hypernetworks' weight heads
     (zero under Bias-HyperInit) read their input, the normalisers have statistics and the TI
     warm-up has ended."""
-    config = build_config("GridNavi", method, lr=1e-3, seed=1, eval_interval=0, envs_per_runner=4,
-                          aux={"warm_up_updates": 1} if METHODS[method].warm_up != "none" else None)
-    runner = SingleAgentEnvRunner(config=config)
-    learner = config.build_learner(env=runner.env)
+    runner, learner, episodes = _setup(method, warm_up_updates=1 if METHODS[method].warm_up != "none" else None)
     module = _module(learner)
-    runner.module.set_state(module.get_state())
-    _update(learner, runner.sample())
+    _update(learner, episodes)
     runner.module.set_state(module.get_state())
     batch = _train_batch(learner, runner.sample())
     steps = batch[Columns.LOSS_MASK]
