@@ -67,7 +67,11 @@ def read_rl_hyper(study_dir: str) -> list[Run]:
 
 def read_original(log_dir: str) -> list[Run]:
     """The run of the original code below `log_dir` (its TensorBoard scalars and config.json)."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    try:
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    except ImportError:
+        raise SystemExit(f"{log_dir}: reading the original code's logs needs the tensorboard package; run this "
+                         "script with the original's Python, or pip install tensorboard") from None
 
     events = glob.glob(os.path.join(log_dir, "**", "events.out.tfevents.*"), recursive=True)
     if len(events) != 1:
@@ -123,11 +127,7 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=48_000, help="frames before each phase end to average the evaluations over")
     parser.add_argument("--kl-trials", type=int, default=25, help="trials the logged KL is summed over (25 on grid-worlds in both codes)")
     args = parser.parse_args()
-    spans = ", ".join(f"{a:,.0f}-{b:,.0f}" for a, b in zip(args.phases[:-1], args.phases[1:]))
-    print(f"Phases (frames): {spans}. Each cell lists the phases in this order.\n")
-    print(f"| run | seed | frames logged | eval return, phase mean | eval return, mean of the last {args.window:,.0f} frames of each phase "
-          "| latent nats per trial | policy entropy | PPO clip fraction, run mean |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    groups = []
     for group in args.groups:
         label, _, dirs = group.partition("=")
         if not dirs:
@@ -135,6 +135,13 @@ def main() -> None:
         runs = sorted((run for path in dirs.split(",") for run in read_runs(path)), key=lambda run: run.seed)
         if not runs:
             raise SystemExit(f"{group!r}: no runs found")
+        groups.append((label, runs))
+    spans = ", ".join(f"{a:,.0f}-{b:,.0f}" for a, b in zip(args.phases[:-1], args.phases[1:]))
+    print(f"Phases (frames): {spans}. Each cell lists the phases in this order.\n")
+    print(f"| run | seed | frames logged | eval return, phase mean | eval return, mean of the last {args.window:,.0f} frames "
+          "of each phase | latent nats per trial | policy entropy | PPO clip fraction, run mean |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for label, runs in groups:
         cells = [run_cells(run, args.phases, args.window, args.kl_trials) for run in runs]
         for run, run_cell in zip(runs, cells):
             last_frame = max(series[-1, 0] for series in (run.eval_return, run.kl, run.entropy) if len(series))
@@ -143,7 +150,6 @@ def main() -> None:
             warnings.simplefilter("ignore", RuntimeWarning)
             means = [np.nanmean(np.array([run_cell[i] for run_cell in cells]), axis=0).tolist() for i in range(len(cells[0]))]
         print(f"| {label}, mean over {len(runs)} seeds | | | " + " | ".join(f"**{fmt(values)}**" for values in means) + " |")
-
 
 if __name__ == "__main__":
     main()
