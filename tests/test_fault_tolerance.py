@@ -18,6 +18,7 @@ import time
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
+import cloudpickle
 import pytest
 import yaml
 
@@ -244,6 +245,43 @@ def test_a_final_checkpoint_the_driver_never_logged_gives_its_row_back_on_resume
         assert records[-1][records[0].index(column)] == finished[-1][finished[0].index(column)], column
     assert sorted(path.name for path in progress.parent.glob("checkpoint_*")) == checkpoints  # nothing trained
     assert json.loads((experiment / "manifest.json").read_text())["trials"] == {"rnn/lr=0.001/seed=1": "done"}
+
+
+def test_a_checkpoint_tunes_state_never_recorded_keeps_the_stored_rows_on_resume(tmp_path, address, ray_session):
+    """The driver can stop after a trial wrote checkpoints but before Tune's experiment state
+    recorded them (test_damaged_checkpoints_... lost a trial's first rows that way once in CI).
+    The trial then continues from the checkpoints in its folder while Tune, seeing none, does not
+    fetch the stored progress.csv. Made here without timing: a finished study's state forgets the
+    trial's checkpoints and says it still runs, its newest checkpoint is gone and the driver's
+    staging copy of progress.csv too (a new Ray session has none)."""
+    study = write_study(tmp_path, "unrecorded", [1], 3, checkpoint_period_s=0)
+    experiment = tmp_path / "results" / "unrecorded"
+    first = rl_hyper("sweep", str(study), "--address", address)
+    assert first.returncode == 0, first.stdout + first.stderr
+    (finished,) = rows(experiment).values()
+    assert iterations(finished) == [1, 2, 3]
+    (progress,) = experiment.glob("*/progress.csv")
+    shutil.rmtree(max(progress.parent.glob("checkpoint_*")))  # continues from iteration 2's checkpoint
+    session = Path(ray_session._private.worker._global_node.get_session_dir_path())
+    for staged in session.glob(f"artifacts/*/unrecorded/driver_artifacts/{progress.parent.name}/progress.csv"):
+        staged.unlink()
+    state_file = max(experiment.glob("experiment_state-*.json"))
+    state = json.loads(state_file.read_text())
+    for entry in state["trial_data"]:
+        entry[0] = json.dumps({**json.loads(entry[0]), "status": "RUNNING"})
+        metadata = json.loads(entry[1])
+        manager = cloudpickle.loads(bytes.fromhex(metadata["checkpoint_manager"]["value"]))
+        manager._latest_checkpoint_result, manager._checkpoint_results = None, []
+        metadata["checkpoint_manager"]["value"] = cloudpickle.dumps(manager).hex()
+        entry[1] = json.dumps(metadata)
+    state_file.write_text(json.dumps(state))
+
+    resumed = rl_hyper("sweep", str(study), "--address", address, "--resume")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    (records,) = rows(experiment).values()
+    assert iterations(records) == [1, 2, 3]
+    frames = finished[0].index("rl_hyper/frames")
+    assert [row[frames] for row in records[1:3]] == [row[frames] for row in finished[1:3]]  # the stored rows
 
 
 def test_damaged_checkpoints_fall_back_or_fail_never_fresh_weights(tmp_path, address):

@@ -9,6 +9,8 @@ are run (and written) again.
 `ProgressCSVLogger` replaces it (Tune adds its default CSV logger only when no subclass of it is
 among the callbacks):
 
+- the stored file is fetched whenever the staging folder has no copy, not only when Tune's
+  experiment state records a checkpoint for the trial;
 - the header is fixed when a trial's file is created, from the keys of its first result; a
   later result writes exactly those columns (a key that first appears later is not written, one
   that is missing is left empty);
@@ -69,6 +71,24 @@ def logged_iterations(path: Path) -> set[int]:
 
 class ProgressCSVLogger(CSVLoggerCallback):
     """Tune's CSV logger with a fixed header and no repeated iterations (module docstring)."""
+
+    def _restore_from_remote(self, file_name: str, trial) -> None:
+        """Fetch the stored `file_name` into the trial's staging folder unless a copy is there.
+
+        Tune fetches it only when its experiment state records a checkpoint for the trial. On
+        local storage a trial continues from the checkpoints in its folder even when the state,
+        written before they were, records none (training/run.py `_trial_folder`); without the
+        stored rows the new file would then replace them in the storage."""
+        import pyarrow.fs
+
+        local_file = Path(trial.local_path, file_name)
+        if local_file.exists():
+            return
+        try:
+            pyarrow.fs.copy_files(Path(trial.storage.trial_fs_path, file_name).as_posix(), local_file.as_posix(),
+                                  source_filesystem=trial.storage.storage_filesystem)
+        except FileNotFoundError:
+            pass  # a trial's first start: nothing stored yet
 
     def log_trial_result(self, iteration: int, trial, result: dict) -> None:
         if trial not in self._trial_files:
