@@ -100,7 +100,7 @@ def read_runs(path: str) -> list[Run]:
 
 def mean_between(series: np.ndarray, start: float, end: float) -> float:
     """Mean value of the points with start < frames <= end (nan if none)."""
-    inside = series[(series[:, 0] > start) & (series[:, 0] <= end), 1] if len(series) else series
+    inside = series[(series[:, 0] > start) & (series[:, 0] <= end), 1]
     return float(inside.mean()) if len(inside) else float("nan")
 
 
@@ -150,6 +150,7 @@ def main() -> None:
             warnings.simplefilter("ignore", RuntimeWarning)
             means = [np.nanmean(np.array([run_cell[i] for run_cell in cells]), axis=0).tolist() for i in range(len(cells[0]))]
         print(f"| {label}, mean over {len(runs)} seeds | | | " + " | ".join(f"**{fmt(values)}**" for values in means) + " |")
+
 
 if __name__ == "__main__":
     main()
