@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import pickle
 import shutil
 import signal
 import subprocess
@@ -22,7 +23,9 @@ import cloudpickle
 import pytest
 import yaml
 
-from rl_hyper.training.experiment_state import WHOLE_COPY, KeepWholeState, repair_state
+from rl_hyper.study.spec import StudyError
+from rl_hyper.study.sweep import check_resumable
+from rl_hyper.training.experiment_state import STATE_FILES, WHOLE_COPY, KeepWholeState, newest_state_files, repair_state
 
 ITERATION = 960  # frames of one GridNavi iteration (16 envs x 60 steps)
 
@@ -142,27 +145,46 @@ def test_report_names_a_bad_row_and_leaves_out_a_cut_last_line(tmp_path):
     assert proc.stderr.strip() == f"rl-hyper report: error: {progress}:3: 10 fields, the header has 8"
 
 
-def test_whole_copy_of_the_experiment_state_follows_whole_files_only_and_repairs_a_cut_one(tmp_path):
+def test_whole_copy_of_tunes_state_keeps_whole_sets_only_and_repairs_any_cut_file(tmp_path):
+    """Tune's three state files are copied as one set while all are whole; a cut JSON or pickle
+    stops the copy; a repair sets the newest files aside and writes the copied set."""
     keeper = KeepWholeState(str(tmp_path))
     older = tmp_path / "experiment_state-2026-01-01_00-00-00.json"
     newer = tmp_path / "experiment_state-2026-01-02_00-00-00.json"
+    search = tmp_path / "basic-variant-state-2026-01-02_00-00-00.json"  # a pickle, despite its name
+    callbacks = tmp_path / "callback-states-2026-01-02_00-00-00.pkl"
     older.write_text(json.dumps({"trials": 1}))
     keeper.keep()
-    assert json.loads((tmp_path / WHOLE_COPY).read_text()) == {"trials": 1}
-    newer.write_text(json.dumps({"trials": 2, "pad": "x" * 100}))  # Tune's next state file: the newest is copied
+    assert pickle.loads((tmp_path / WHOLE_COPY).read_bytes()) == {older.name: older.read_bytes()}
+    newer.write_text(json.dumps({"trials": 2, "pad": "x" * 100}))  # Tune's next set: the newest of each kind
+    search.write_bytes(pickle.dumps({"_total_samples": 2, "pad": list(range(50))}))
+    callbacks.write_bytes(pickle.dumps({"callback_states": [None] * 7}))
     keeper.keep()
-    assert json.loads((tmp_path / WHOLE_COPY).read_text())["trials"] == 2
-    whole = newer.read_bytes()
-    newer.write_bytes(whole[:40])  # cut while it is rewritten: the copy keeps the last whole state
-    keeper.keep()
-    assert (tmp_path / WHOLE_COPY).read_bytes() == whole
+    whole = {path.name: path.read_bytes() for path in (newer, search, callbacks)}
+    assert pickle.loads((tmp_path / WHOLE_COPY).read_bytes()) == whole
 
-    assert repair_state(tmp_path).startswith(f"{newer} was cut (written while the storage was full?)")
-    assert newer.read_bytes() == whole and (tmp_path / f"{newer.name}.cut").read_bytes() == whole[:40]
+    search.write_bytes(whole[search.name][:-1])  # the search state cut: the copy keeps the last whole set
+    newer.write_text(json.dumps({"trials": 3}))
+    keeper.keep()
+    assert pickle.loads((tmp_path / WHOLE_COPY).read_bytes()) == whole
+    assert repair_state(tmp_path) == (
+        f"{search} was cut (written while the storage was full?): resuming from the last whole copy of Tune's "
+        f"state ({tmp_path / WHOLE_COPY}); the cut file is kept as <name>.cut")
+    assert {path.name: path.read_bytes() for path in (newer, search, callbacks)} == whole
+    assert (tmp_path / f"{search.name}.cut").read_bytes() == whole[search.name][:-1]
+    assert json.loads((tmp_path / f"{newer.name}.newer").read_text()) == {"trials": 3}  # whole, newer than the copy
+    assert not (tmp_path / f"{callbacks.name}.newer").exists()  # the same as the copy: left in place
     assert repair_state(tmp_path) is None  # whole now: nothing to do
-    newer.write_bytes(whole[:40])
+
+    newer.write_bytes(whole[newer.name][:40])
+    callbacks.write_bytes(whole[callbacks.name][:10])
+    assert repair_state(tmp_path).startswith(f"{newer}, {callbacks} were cut")
     (tmp_path / WHOLE_COPY).unlink()
-    assert repair_state(tmp_path) is None and newer.read_bytes() == whole[:40]  # no copy: left as it is
+    newer.write_bytes(whole[newer.name][:40])
+    assert repair_state(tmp_path) is None and newer.read_bytes() == whole[newer.name][:40]  # no copy: left as it is
+    (tmp_path / "tuner.pkl").touch()  # what Tune looks for to call a folder resumable
+    with pytest.raises(StudyError, match=f"^{newer}: cut or unreadable .* there is no whole copy of Tune's state"):
+        check_resumable(str(tmp_path))
 
 
 def test_signals_lock_and_kill_leave_a_study_that_resumes_whole(tmp_path, address):
@@ -198,13 +220,16 @@ def test_signals_lock_and_kill_leave_a_study_that_resumes_whole(tmp_path, addres
         resumed.wait(timeout=60)
     assert (experiment / "driver.lock").exists()  # left behind by the killed driver
     assert (experiment / WHOLE_COPY).is_file()
-    state = max(experiment.glob("experiment_state-*.json"))
-    state.write_bytes(state.read_bytes()[: state.stat().st_size // 2])  # cut, as a full disk leaves it
+    states = newest_state_files(experiment)  # Tune's experiment state and its search state (no callback has state)
+    assert [pattern for pattern in STATE_FILES if any(state.match(pattern) for state in states)] == [
+        "experiment_state-*.json", "basic-variant-state-*.json"]
+    for state in states:
+        state.write_bytes(state.read_bytes()[: state.stat().st_size // 2])  # cut, as a full disk leaves it
 
     final = rl_hyper("sweep", str(study), "--address", address, "--resume")
     assert final.returncode == 0, final.stdout + final.stderr
-    assert f"{state} was cut (written while the storage was full?): resuming from its last whole copy" in final.stderr
-    assert (experiment / f"{state.name}.cut").is_file()
+    assert f"{', '.join(map(str, states))} were cut (written while the storage was full?)" in final.stderr
+    assert all((experiment / f"{state.name}.cut").is_file() for state in states)
     assert set(json.loads((experiment / "manifest.json").read_text())["trials"].values()) == {"done"}
     assert_whole(experiment, 24)
     assert not (experiment / "driver.lock").exists()

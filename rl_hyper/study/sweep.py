@@ -21,7 +21,6 @@ import signal
 import sys
 import time
 from datetime import datetime, timezone
-from pathlib import Path
 
 import yaml
 
@@ -96,18 +95,18 @@ def check_resumable(experiment: str) -> None:
     repaired from its whole copy (training/experiment_state.py)."""
     from ray import tune
 
-    from rl_hyper.training.experiment_state import WHOLE_COPY, is_whole, newest_state
+    from rl_hyper.training.experiment_state import cut_files, read_whole_copy
 
     if not tune.Tuner.can_restore(experiment):
         raise StudyError(f"nothing to resume at {experiment}: no study state there "
                          "(start the study without --resume)")
     if "://" in experiment:
         return
-    newest = newest_state(experiment)
-    if not is_whole(newest) and not is_whole(Path(experiment) / WHOLE_COPY):
-        raise StudyError(f"{newest} is cut or unreadable (written while the storage was full?) and there is no whole "
-                         f"copy of it: Tune cannot resume this study; the results it holds are intact "
-                         f"(rl-hyper report {experiment})")
+    cut = cut_files(experiment)
+    if cut and read_whole_copy(experiment) is None:
+        raise StudyError(f"{', '.join(map(str, cut))}: cut or unreadable (written while the storage was full?) and "
+                         f"there is no whole copy of Tune's state: Tune cannot resume this study; the results it "
+                         f"holds are intact (rl-hyper report {experiment})")
 
 
 def error_reason(error: BaseException) -> str:

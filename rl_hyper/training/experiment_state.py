@@ -1,17 +1,23 @@
-"""A whole copy of Tune's experiment state, so that a study whose state file was cut still resumes.
+"""A whole copy of Tune's study state, so that a study whose state files were cut still resumes.
 
-Tune keeps a study's state (its trials, their configs and checkpoints) in one JSON file in the
-experiment folder, `experiment_state-<time>.json`, rewritten in place every few seconds. A full
-disk (or a crash during the copy into the storage) can cut it, and Tune then cannot resume the
-study at all. Here:
+Tune keeps a study's state in three files in the experiment folder, rewritten together every few
+seconds, each name ending in the run's session time:
 
-- `KeepWholeState`, a Tune callback in the driver, copies the newest state file to
-  WHOLE_COPY whenever it has changed and parses as JSON (a temporary file and a rename, so the
-  copy itself is never cut); the name does not match Tune's pattern, so Tune never reads it;
-- `repair_state`, before a `--resume`, finds the newest state file cut and puts the whole copy in
-  its place (the cut file is kept beside it as `<name>.cut`).
+- `experiment_state-<time>.json`: the trials, their configs and checkpoints (JSON);
+- `basic-variant-state-<time>.json`: the search algorithm's counters (a pickle, despite the name);
+- `callback-states-<time>.pkl`: the callbacks' state (a pickle).
 
-The copy can be a little older than the cut file: a trial that checkpointed or finished after it
+A full disk (or a crash during the copy into the storage) can cut any of them, and Tune then
+cannot resume the study at all. Here:
+
+- `KeepWholeState`, a Tune callback in the driver, copies the newest file of each kind, as one
+  set, into WHOLE_COPY whenever one of them changed and all of them are whole (a temporary file and
+  a rename, so the copy itself is never cut); Tune never reads that file;
+- `repair_state`, before a `--resume`, sets the newest files aside when one of them is cut
+  (`<name>.cut`, or `<name>.newer` for a whole file newer than the copy) and writes the copied set
+  in their place, so that Tune reads one consistent set.
+
+The copy can be a little older than the cut files: a trial that checkpointed or finished after it
 is then handed an older checkpoint by Tune, but the trainable restores from the newest whole
 checkpoint in the trial's folder (training/checkpoints.py), so nothing is run twice or lost.
 Cloud storage (a URI) is not copied.
@@ -21,36 +27,72 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
+import pickletools
 from pathlib import Path
 
 from ray import tune
 
-STATE_PATTERN = "experiment_state-*.json"  # Tune's state files
-WHOLE_COPY = "experiment_state_whole.json"  # the last copy that parsed; not matched by STATE_PATTERN
+STATE_FILES = {  # Tune's state files: name pattern -> how the file is encoded
+    "experiment_state-*.json": "json",
+    "basic-variant-state-*.json": "pickle",
+    "callback-states-*.pkl": "pickle",
+}
+WHOLE_COPY = "tune_state_whole.pickle"  # {file name: bytes} of the last whole set; no Tune pattern matches it
 
 
-def newest_state(experiment: str | Path) -> Path | None:
-    """The newest of Tune's state files in the experiment folder (Tune's own choice: the largest
-    name), or None."""
-    return max(Path(experiment).glob(STATE_PATTERN), default=None)
+def newest_state_files(experiment: str | Path) -> list[Path]:
+    """The newest file of each kind in STATE_FILES present in the experiment folder (Tune's own
+    choice: the largest name)."""
+    newest = (max(Path(experiment).glob(pattern), default=None) for pattern in STATE_FILES)
+    return [path for path in newest if path is not None]
 
 
-def is_whole(path: Path) -> bool:
-    """Whether the file at `path` can be read and parses as JSON."""
+def is_whole(name: str, data: bytes) -> bool:
+    """Whether `data`, the content of Tune's state file `name`, is whole: it parses as JSON, or its
+    pickle opcodes run to the final STOP (checked without building any object)."""
+    encoding = next(encoding for pattern, encoding in STATE_FILES.items() if Path(name).match(pattern))
     try:
-        json.loads(path.read_bytes())
-    except (OSError, ValueError):
+        if encoding == "json":
+            json.loads(data)
+        else:
+            for _ in pickletools.genops(data):
+                pass
+    except ValueError:  # also json.JSONDecodeError and UnicodeDecodeError
         return False
     return True
 
 
+def cut_files(experiment: str | Path) -> list[Path]:
+    """The newest state files of the experiment folder that are cut or cannot be read."""
+    cut = []
+    for path in newest_state_files(experiment):
+        try:
+            whole = is_whole(path.name, path.read_bytes())
+        except OSError:
+            whole = False
+        if not whole:
+            cut.append(path)
+    return cut
+
+
+def read_whole_copy(experiment: str | Path) -> dict[str, bytes] | None:
+    """The set of state files in the folder's WHOLE_COPY ({file name: content}), or None when
+    there is no copy or it cannot be read."""
+    try:
+        copy = pickle.loads((Path(experiment) / WHOLE_COPY).read_bytes())
+    except (OSError, EOFError, pickle.UnpicklingError, ValueError):
+        return None
+    return copy if isinstance(copy, dict) and copy else None
+
+
 class KeepWholeState(tune.Callback):
-    """Copies the experiment folder's newest state file to WHOLE_COPY whenever it changed and is
-    whole; looks at the file's modification time after every step of Tune's loop."""
+    """Copies the experiment folder's newest state files, as one set, to WHOLE_COPY whenever one of
+    them changed and all are whole; looks at the files after every step of Tune's loop."""
 
     def __init__(self, experiment: str):
         self.experiment = experiment
-        self._copied: tuple | None = None  # (name, mtime_ns, size) of the file last copied
+        self._copied: tuple | None = None  # (name, mtime_ns, size) of each file last copied
 
     def on_step_end(self, iteration, trials, **info):
         self.keep()
@@ -61,34 +103,40 @@ class KeepWholeState(tune.Callback):
     def keep(self) -> None:
         if "://" in self.experiment:
             return
-        newest = newest_state(self.experiment)
+        files = newest_state_files(self.experiment)
         try:
-            stat = newest.stat() if newest else None
-        except OSError:
-            return
-        if stat is None or (newest.name, stat.st_mtime_ns, stat.st_size) == self._copied:
-            return
-        try:
-            data = newest.read_bytes()
-            json.loads(data)
+            stamps = tuple((path.name, stat.st_mtime_ns, stat.st_size) for path, stat in
+                           ((path, path.stat()) for path in files))
+            if not files or stamps == self._copied:
+                return
+            contents = {path.name: path.read_bytes() for path in files}
+            if not all(is_whole(name, data) for name, data in contents.items()):
+                return  # cut or being rewritten: try again next step
             temporary = Path(self.experiment) / f".{WHOLE_COPY}.tmp"
-            temporary.write_bytes(data)
+            temporary.write_bytes(pickle.dumps(contents))
             os.replace(temporary, Path(self.experiment) / WHOLE_COPY)
-        except (OSError, ValueError):  # cut, being rewritten, or the storage is full: try again next step
+        except OSError:  # a file went away, or the storage is full: try again next step
             return
-        self._copied = (newest.name, stat.st_mtime_ns, stat.st_size)
+        self._copied = stamps
 
 
 def repair_state(experiment: str | Path) -> str | None:
-    """Before a resume: when the newest state file in `experiment` is cut and WHOLE_COPY is
-    whole, move the cut file to `<name>.cut` and put the copy in its place. Returns a line saying
-    so, or None when there was nothing to repair (or no copy to repair it with)."""
+    """Before a resume: when one of the newest state files in `experiment` is cut and WHOLE_COPY
+    can be read, set the newest files aside (`<name>.cut` or `<name>.newer`) and write the copied
+    set in their place. Returns a line saying so, or None when there was nothing to repair (or no
+    copy to repair it with)."""
     experiment = Path(experiment)
-    newest = newest_state(experiment)
-    copy = experiment / WHOLE_COPY
-    if newest is None or is_whole(newest) or not is_whole(copy):
+    cut = cut_files(experiment)
+    copy = read_whole_copy(experiment)
+    if not cut or copy is None:
         return None
-    os.replace(newest, newest.with_name(newest.name + ".cut"))
-    newest.write_bytes(copy.read_bytes())
-    return (f"{newest} was cut (written while the storage was full?): resuming from its last whole copy "
-            f"({copy}); the cut file is kept as {newest.name}.cut")
+    for path in newest_state_files(experiment):
+        if path in cut:
+            os.replace(path, path.with_name(path.name + ".cut"))
+        elif copy.get(path.name) != path.read_bytes():
+            os.replace(path, path.with_name(path.name + ".newer"))
+    for name, data in copy.items():
+        (experiment / name).write_bytes(data)
+    return (f"{', '.join(map(str, cut))} {'was' if len(cut) == 1 else 'were'} cut (written while the storage was "
+            f"full?): resuming from the last whole copy of Tune's state ({experiment / WHOLE_COPY}); the cut "
+            f"{'file is' if len(cut) == 1 else 'files are'} kept as <name>.cut")
