@@ -45,23 +45,23 @@ from rl_hyper.training.settings import aux_settings, ppo_settings  # noqa: E402
 from rl_hyper.training.ray_setup import init_ray, versions  # noqa: E402
 
 
-def reached(progress: pd.DataFrame, frames: int) -> pd.Series:
-    """Row mask: the rows of the seeds that have trained to `frames` (a run still going, or one
-    with a smaller budget, has no value there yet)."""
-    return progress.groupby("seed")["frames"].transform("max") >= frames
+def evaluated_up_to(progress: pd.DataFrame, frames: int) -> pd.DataFrame:
+    """The evaluated rows at or before `frames` of the seeds that have trained to `frames` (a run
+    still going, or one with a smaller budget, has no value there yet)."""
+    reached = progress.groupby("seed")["frames"].transform("max") >= frames
+    return progress[reached & progress["eval_trial_return"].notna() & (progress["frames"] <= frames)]
 
 
 def at_frames(progress: pd.DataFrame, frames: int) -> pd.DataFrame:
     """Per seed that reached `frames`, the last evaluated iteration at or before it (rows of `progress`)."""
-    evaluated = progress[reached(progress, frames) & progress["eval_trial_return"].notna() & (progress["frames"] <= frames)]
-    return evaluated.sort_values("frames").groupby("seed").tail(1).sort_values("seed")
+    return evaluated_up_to(progress, frames).sort_values("frames").groupby("seed").tail(1).sort_values("seed")
 
 
 def window_mean(progress: pd.DataFrame, frames: int, window: int) -> float:
     """Mean over the seeds that reached `frames` of each seed's mean evaluation return in (frames - window, frames]."""
-    evaluated = progress[reached(progress, frames) & progress["eval_trial_return"].notna()
-                         & progress["frames"].between(frames - window + 1, frames)]
-    return float(evaluated.groupby("seed")["eval_trial_return"].mean().mean())
+    evaluated = evaluated_up_to(progress, frames)
+    in_window = evaluated[evaluated["frames"] > frames - window]
+    return float(in_window.groupby("seed")["eval_trial_return"].mean().mean())
 
 
 def results_table(progress: pd.DataFrame, methods: list[str], checkpoints: list[int], window: int = 48_000) -> str:

@@ -14,6 +14,7 @@ connection stays on loopback.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import secrets
@@ -77,6 +78,19 @@ CLIENT = textwrap.dedent("""
                        for a in actors],
         }))
 """)
+
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def load_benchmark(name: str):
+    """The module of `benchmarks/<name>.py` (the scripts are not a package), registered in
+    sys.modules under `name` (a dataclass in the script looks its module up there)."""
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def free_ports(count: int) -> list[int]:

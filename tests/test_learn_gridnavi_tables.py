@@ -1,22 +1,11 @@
 """benchmarks/learn_gridnavi.py: the frame-count table reads each seed at the frame count, and a
 seed that has not trained that far yet gives no value there (hand-made progress rows)."""
 
-import importlib.util
 import math
-import sys
-from pathlib import Path
 
 import pandas as pd
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "learn_gridnavi.py"
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("learn_gridnavi", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+from conftest import load_benchmark
 
 
 def progress(rows: list[tuple[int, int, float]]) -> pd.DataFrame:
@@ -30,14 +19,14 @@ ROWS = progress([(1, 1000, 2.0), (1, 2000, 4.0), (1, 3000, 10.0), (2, 1000, 6.0)
 
 
 def test_each_seed_gives_its_last_evaluation_at_or_before_the_frame_count():
-    script = load_script()
+    script = load_benchmark("learn_gridnavi")
     point = script.at_frames(ROWS, 1500)
     assert point["seed"].tolist() == [1, 2]
     assert point["eval_trial_return"].tolist() == [2.0, 8.0]
 
 
 def test_a_seed_that_has_not_reached_the_frame_count_gives_no_value_there():
-    script = load_script()
+    script = load_benchmark("learn_gridnavi")
     point = script.at_frames(ROWS, 3000)
     assert point["seed"].tolist() == [1]  # seed 2's 8.0 at 1,500 frames is not its value at 3,000
     assert point["eval_trial_return"].tolist() == [10.0]
@@ -47,7 +36,7 @@ def test_a_seed_that_has_not_reached_the_frame_count_gives_no_value_there():
 
 
 def test_the_table_leaves_out_frame_counts_no_seed_reached():
-    table = load_script().results_table(ROWS, ["vi"], [1500, 3000, 4000])
+    table = load_benchmark("learn_gridnavi").results_table(ROWS, ["vi"], [1500, 3000, 4000])
     rows = [line for line in table.splitlines() if line.startswith("| vi |")]
     assert [row.split(" | ")[1] for row in rows] == ["1,500", "3,000"]
     assert "| 1,500 | 5.00 | 1: 2.00 / 2: 8.00 |" in rows[0]

@@ -1,22 +1,15 @@
 """benchmarks/phase_means.py: phase means of an rl_hyper study, checked against hand-computed values."""
 
 import csv
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "phase_means.py"
+from conftest import BENCHMARKS, load_benchmark
 
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("phase_means", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclass looks its module up there
-    spec.loader.exec_module(module)
-    return module
+SCRIPT = BENCHMARKS / "phase_means.py"
 
 
 def write_trial(study: Path, seed: int, rows: list[dict]) -> None:
@@ -46,7 +39,7 @@ def test_phase_means_of_a_study_match_hand_computed_values(tmp_path):
         {"rl_hyper/frames": 60, "rl_hyper/eval_trial_return": 8.0, "rl_hyper/aux_kl": 0, "rl_hyper/entropy": 0.8,
          "rl_hyper/clip_fraction": 0.5},
     ])
-    phase_means = load_script()
+    phase_means = load_benchmark("phase_means")
     [run] = phase_means.read_runs(str(study))
     assert run.seed == 3
     eval_phases, eval_windows, nats, entropy, clip = phase_means.run_cells(run, [0, 20, 60], window=15, kl_trials=25)
