@@ -10,12 +10,13 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_learner.py"
+from conftest import BENCHMARKS
+
+SCRIPT = BENCHMARKS / "gpu_learner.py"
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
