@@ -6,7 +6,9 @@ the mean evaluation return in each phase, the mean of the evaluations in the las
 frames before each phase's end, the latent's information in nats per trial (the ELBO's KL, which
 both codes sum over the trials a VAE step draws, divided by `--kl-trials`) and the policy
 entropy in each phase, and the run's mean PPO clip fraction (rl_hyper only); then each group's
-mean over its seeds.
+mean over its seeds, and for every group after the first its difference from the first group's
+mean in each phase with the two-sided permutation p-value of that difference over seeds (is it
+larger than relabelling the seeds between the two groups makes it?).
 
     python benchmarks/phase_means.py [--phases 0 1e5 3e5 5e5 7.5e5 1e6] [--window 48000] \
         LABEL=DIR[,DIR...] [LABEL=DIR...]
@@ -25,7 +27,9 @@ from __future__ import annotations
 import argparse
 import csv
 import glob
+import itertools
 import json
+import math
 import os
 import warnings
 from dataclasses import dataclass
@@ -115,8 +119,38 @@ def run_cells(run: Run, phases: list[float], window: float, kl_trials: int) -> l
             [float(run.clip[:, 1].mean()) if run.clip is not None and len(run.clip) else float("nan")]]
 
 
+def permutation_p_value(first: list[float], second: list[float], resamples: int = 100_000) -> float:
+    """Two-sided permutation test of mean(second) - mean(first), one value per seed: the share of
+    the splits of the pooled values into groups of the same two sizes whose difference of means is
+    at least as large in magnitude. Every split when there are at most `resamples` of them, else
+    `resamples` random ones (numpy seed 0)."""
+    pooled, size = np.array(first + second, dtype=float), len(first)
+    observed = abs(np.mean(second) - np.mean(first)) * (1 - 1e-9)  # ties count as at least as large
+    if math.comb(len(pooled), size) <= resamples:
+        masks = np.zeros((math.comb(len(pooled), size), len(pooled)), dtype=bool)
+        for row, chosen in enumerate(itertools.combinations(range(len(pooled)), size)):
+            masks[row, list(chosen)] = True
+    else:
+        rng = np.random.default_rng(0)
+        masks = np.argsort(rng.random((resamples, len(pooled))), axis=1) < size
+    first_means = (masks * pooled).sum(1) / size
+    second_means = (~masks * pooled).sum(1) / (len(pooled) - size)
+    return float(np.mean(np.abs(second_means - first_means) >= observed))
+
+
 def fmt(values: list[float]) -> str:
     return " / ".join("-" if np.isnan(value) else f"{value:.2f}" for value in values)
+
+
+def difference_cell(first: list[list[list[float]]], second: list[list[list[float]]], column: int) -> str:
+    """One column group of the difference row: per phase, mean(second) - mean(first) and its
+    permutation p-value, both over the seeds' values (run_cells of each seed)."""
+    parts = []
+    for phase in range(len(first[0][column])):
+        a = [cells[column][phase] for cells in first if not np.isnan(cells[column][phase])]
+        b = [cells[column][phase] for cells in second if not np.isnan(cells[column][phase])]
+        parts.append(f"{np.mean(b) - np.mean(a):+.2f} (p {permutation_p_value(a, b):.2f})" if a and b else "-")
+    return " / ".join(parts)
 
 
 def main() -> None:
@@ -141,6 +175,7 @@ def main() -> None:
     print(f"| run | seed | frames logged | eval return, phase mean | eval return, mean of the last {args.window:,.0f} frames "
           "of each phase | latent nats per trial | policy entropy | PPO clip fraction, run mean |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    group_cells = []
     for label, runs in groups:
         cells = [run_cells(run, args.phases, args.window, args.kl_trials) for run in runs]
         for run, run_cell in zip(runs, cells):
@@ -150,6 +185,10 @@ def main() -> None:
             warnings.simplefilter("ignore", RuntimeWarning)
             means = [np.nanmean(np.array([run_cell[i] for run_cell in cells]), axis=0).tolist() for i in range(len(cells[0]))]
         print(f"| {label}, mean over {len(runs)} seeds | | | " + " | ".join(f"**{fmt(values)}**" for values in means) + " |")
+        group_cells.append(cells)
+    for (label, _), cells in zip(groups[1:], group_cells[1:]):
+        print(f"| {label} minus {groups[0][0]} (permutation p over seeds) | | | "
+              + " | ".join(difference_cell(group_cells[0], cells, column) for column in range(4)) + " | |")
 
 
 if __name__ == "__main__":

@@ -65,3 +65,26 @@ def test_phase_means_cli_prints_each_seed_and_the_mean_over_seeds(tmp_path):
 def test_phase_means_cli_rejects_a_missing_folder(tmp_path):
     result = subprocess.run([sys.executable, str(SCRIPT), f"ours={tmp_path / 'absent'}"], capture_output=True, text=True)
     assert result.returncode != 0 and "no such folder" in result.stderr
+
+
+def test_permutation_p_value_by_hand_and_by_random_splits():
+    phase_means = load_benchmark("phase_means")
+    # pooled 1..5 split 3 / 2: of the 10 splits only {1,2,3}|{4,5} and {3,4,5}|{1,2} differ by 2.5 or more
+    assert phase_means.permutation_p_value([1.0, 2.0, 3.0], [4.0, 5.0]) == pytest.approx(0.2)
+    # 10 / 10 values have 184,756 splits, more than the 100,000 random ones drawn instead
+    assert phase_means.permutation_p_value([0.0] * 10, [1.0] * 10) < 1e-3  # 2 splits of 184,756 separate them
+    assert phase_means.permutation_p_value([1.0] * 10, [1.0] * 10) == 1.0  # every split ties
+
+
+def test_phase_means_cli_prints_the_difference_from_the_first_group(tmp_path):
+    for name, seeds in (("ours", ((20, 2.0), (73, 6.0))), ("theirs", ((1, 10.0), (2, 12.0)))):
+        for seed, value in seeds:
+            write_trial(tmp_path / name, seed, [{"rl_hyper/frames": 50, "rl_hyper/eval_trial_return": value,
+                                                 "rl_hyper/aux_kl": 25, "rl_hyper/entropy": 1.0,
+                                                 "rl_hyper/clip_fraction": 0.2}])
+    out = subprocess.run([sys.executable, str(SCRIPT), f"ours={tmp_path / 'ours'}", f"theirs={tmp_path / 'theirs'}",
+                          "--phases", "0", "100", "--window", "100"], capture_output=True, text=True, check=True).stdout
+    [row] = [line for line in out.splitlines() if line.startswith("| theirs minus ours")]
+    # 11 - 4 = 7; of the 6 splits of {2, 6, 10, 12} into pairs, 2 differ by 7 or more
+    assert row.split("|")[4].strip() == "+7.00 (p 0.33)"
+    assert row.split("|")[6].strip() == "+0.00 (p 1.00)"  # equal nats: every split ties
