@@ -18,7 +18,7 @@ from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
 
 from rl_hyper.models.methods import METHODS
 from rl_hyper.models.objectives import objectives_of
-from rl_hyper.models.columns import TASK
+from rl_hyper.models.columns import ROLLOUT_LATENT, TASK
 from rl_hyper.training.config import build_config
 from rl_hyper.training.connectors import AddTaskToTrainBatch
 
@@ -103,6 +103,23 @@ def test_the_learner_gives_each_sampled_action_its_sampling_probability(method, 
         logp = dist.logp(batch[Columns.ACTIONS][steps])
     assert steps.sum() == 4 * 60
     torch.testing.assert_close(logp, batch[Columns.ACTION_LOGP][steps], atol=1e-5, rtol=0)
+
+
+def test_the_vae_encodes_each_trial_into_the_latent_the_policy_acted_on(registered_envs):
+    """The latent the env runner recorded at every real step (after one update, with the updated
+    encoder) equals the encoder's posterior over the same trial from the core's initial state, the
+    latent the VAE objective trains: no core state leaks between trials and the steps line up."""
+    runner, learner, episodes = _setup("vi")
+    module = _module(learner)
+    _update(learner, episodes)
+    runner.module.set_state(module.get_state())
+    runner.sample()  # one batch in between: the trials below are not the runner's first
+    batch = _train_batch(learner, runner.sample())
+    steps = batch[Columns.LOSS_MASK]
+    with torch.no_grad():
+        mu, logvar = module.posterior(batch[Columns.OBS])
+    assert steps.sum() == 4 * 60
+    torch.testing.assert_close(batch[ROLLOUT_LATENT][steps], torch.cat([mu, logvar], dim=-1)[steps], atol=1e-5, rtol=0)
 
 
 def test_task_column_has_the_obs_layout_and_the_episode_tasks(registered_envs):
