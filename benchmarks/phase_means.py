@@ -108,6 +108,9 @@ def mean_between(series: np.ndarray, start: float, end: float) -> float:
     return float(inside.mean()) if len(inside) else float("nan")
 
 
+PER_PHASE_GROUPS = 4  # run_cells' column groups with a value per phase (all but the clip fraction)
+
+
 def run_cells(run: Run, phases: list[float], window: float, kl_trials: int) -> list[list[float]]:
     """Per column group (eval per phase, eval over the last `window` before each phase end, nats
     per trial per phase, entropy per phase, clip fraction), the run's values."""
@@ -126,8 +129,9 @@ def permutation_p_value(first: list[float], second: list[float], resamples: int 
     `resamples` random ones (numpy seed 0)."""
     pooled, size = np.array(first + second, dtype=float), len(first)
     observed = abs(np.mean(second) - np.mean(first)) * (1 - 1e-9)  # ties count as at least as large
-    if math.comb(len(pooled), size) <= resamples:
-        masks = np.zeros((math.comb(len(pooled), size), len(pooled)), dtype=bool)
+    splits = math.comb(len(pooled), size)
+    if splits <= resamples:
+        masks = np.zeros((splits, len(pooled)), dtype=bool)
         for row, chosen in enumerate(itertools.combinations(range(len(pooled)), size)):
             masks[row, list(chosen)] = True
     else:
@@ -175,9 +179,8 @@ def main() -> None:
     print(f"| run | seed | frames logged | eval return, phase mean | eval return, mean of the last {args.window:,.0f} frames "
           "of each phase | latent nats per trial | policy entropy | PPO clip fraction, run mean |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
-    group_cells = []
-    for label, runs in groups:
-        cells = [run_cells(run, args.phases, args.window, args.kl_trials) for run in runs]
+    group_cells = [[run_cells(run, args.phases, args.window, args.kl_trials) for run in runs] for _, runs in groups]
+    for (label, runs), cells in zip(groups, group_cells):
         for run, run_cell in zip(runs, cells):
             last_frame = max(series[-1, 0] for series in (run.eval_return, run.kl, run.entropy) if len(series))
             print(f"| {label} | {run.seed} | {last_frame:,.0f} | " + " | ".join(fmt(values) for values in run_cell) + " |")
@@ -185,10 +188,9 @@ def main() -> None:
             warnings.simplefilter("ignore", RuntimeWarning)
             means = [np.nanmean(np.array([run_cell[i] for run_cell in cells]), axis=0).tolist() for i in range(len(cells[0]))]
         print(f"| {label}, mean over {len(runs)} seeds | | | " + " | ".join(f"**{fmt(values)}**" for values in means) + " |")
-        group_cells.append(cells)
     for (label, _), cells in zip(groups[1:], group_cells[1:]):
         print(f"| {label} minus {groups[0][0]} (permutation p over seeds) | | | "
-              + " | ".join(difference_cell(group_cells[0], cells, column) for column in range(4)) + " | |")
+              + " | ".join(difference_cell(group_cells[0], cells, column) for column in range(PER_PHASE_GROUPS)) + " | |")
 
 
 if __name__ == "__main__":
