@@ -25,7 +25,10 @@ import yaml
 
 from rl_hyper.study.spec import StudyError
 from rl_hyper.study.sweep import check_resumable
-from rl_hyper.training.experiment_state import STATE_FILES, WHOLE_COPY, KeepWholeState, newest_state_files, repair_state
+from rl_hyper.training.checkpoints import checkpoint_result
+from rl_hyper.training.experiment_state import (STATE_FILES, WHOLE_COPY, KeepWholeState, newest_state_files,
+                                                read_whole_copy, repair_state)
+from rl_hyper.training.progress_csv import logged_iterations
 
 ITERATION = 960  # frames of one GridNavi iteration (16 envs x 60 steps)
 
@@ -63,6 +66,29 @@ def wait_for_rows(experiment: Path, count: int, trials: int = 1, timeout: float 
             return
         time.sleep(0.3)
     raise AssertionError(f"{trials} trial(s) did not write {count} iterations in {timeout:.0f} s")
+
+
+def wait_for_an_unlogged_checkpoint(experiment: Path, timeout: float = 120.0) -> None:
+    """Until a trial folder holds a checkpoint of an iteration its progress.csv lacks: the trial
+    has written it and the driver has not yet taken its result. For trials that checkpoint every
+    iteration from the start (checkpoint_00000k is iteration k + 1)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        for progress in experiment.glob("*/progress.csv"):
+            newest = max(progress.parent.glob("checkpoint_*"), default=None)
+            if newest and int(newest.name.split("_")[1]) + 1 > max(logged_iterations(progress), default=0):
+                return
+        time.sleep(0.002)
+    raise AssertionError(f"no trial wrote a checkpoint before its row in {timeout:.0f} s")
+
+
+def without_checkpoints(run_metadata: str) -> str:
+    """A trial's run metadata from Tune's experiment state (JSON), with no checkpoint recorded."""
+    metadata = json.loads(run_metadata)
+    manager = cloudpickle.loads(bytes.fromhex(metadata["checkpoint_manager"]["value"]))
+    manager._latest_checkpoint_result, manager._checkpoint_results = None, []
+    metadata["checkpoint_manager"]["value"] = cloudpickle.dumps(manager).hex()
+    return json.dumps(metadata)
 
 
 def iterations(records: list[list[str]]) -> list[int]:
@@ -294,11 +320,7 @@ def test_a_checkpoint_tunes_state_never_recorded_keeps_the_stored_rows_on_resume
     state = json.loads(state_file.read_text())
     for entry in state["trial_data"]:
         entry[0] = json.dumps({**json.loads(entry[0]), "status": "RUNNING"})
-        metadata = json.loads(entry[1])
-        manager = cloudpickle.loads(bytes.fromhex(metadata["checkpoint_manager"]["value"]))
-        manager._latest_checkpoint_result, manager._checkpoint_results = None, []
-        metadata["checkpoint_manager"]["value"] = cloudpickle.dumps(manager).hex()
-        entry[1] = json.dumps(metadata)
+        entry[1] = without_checkpoints(entry[1])
     state_file.write_text(json.dumps(state))
 
     resumed = rl_hyper("sweep", str(study), "--address", address, "--resume")
@@ -309,21 +331,84 @@ def test_a_checkpoint_tunes_state_never_recorded_keeps_the_stored_rows_on_resume
     assert [row[frames] for row in records[1:3]] == [row[frames] for row in finished[1:3]]  # the stored rows
 
 
+def test_a_trial_tunes_state_lists_without_a_folder_keeps_its_folder_on_resume(tmp_path, address):
+    """A driver killed between a trial's start and Tune's next snapshot leaves the trial in Tune's
+    state as pending, without a folder. Made here without timing: a finished study's second trial
+    is set back to that. The resume gives the trial its folder back, not a second one beside it."""
+    study = write_study(tmp_path, "unlisted", [1, 2], 2, checkpoint_period_s=0)
+    experiment = tmp_path / "results" / "unlisted"
+    first = rl_hyper("sweep", str(study), "--address", address)
+    assert first.returncode == 0, first.stdout + first.stderr
+    folders = sorted(experiment.glob("rnn_*"))
+    assert len(folders) == 2
+    state_file = max(experiment.glob("experiment_state-*.json"))
+    state = json.loads(state_file.read_text())
+    (entry,) = [entry for entry in state["trial_data"] if json.loads(entry[0])["evaluated_params"]["seed"] == 2]
+    trial = json.loads(entry[0])
+    storage = cloudpickle.loads(bytes.fromhex(trial["storage"]["value"]))
+    storage.trial_dir_name = None
+    trial["storage"]["value"] = cloudpickle.dumps(storage).hex()
+    entry[0] = json.dumps({**trial, "status": "PENDING", "relative_logdir": None})
+    entry[1] = without_checkpoints(entry[1])
+    state_file.write_text(json.dumps(state))
+
+    resumed = rl_hyper("sweep", str(study), "--address", address, "--resume")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert f"they continue in their folders: {folders[1].name}" in resumed.stderr
+    assert sorted(experiment.glob("rnn_*")) == folders
+    assert set(json.loads((experiment / "manifest.json").read_text())["trials"].values()) == {"done"}
+    assert_whole(experiment, 2)
+
+
+def test_a_trial_made_after_tunes_last_state_keeps_its_folder_on_resume(tmp_path, address):
+    """A driver killed after the search made a trial but before Tune's next snapshot leaves a state
+    without the trial (so does a resume from an older whole copy: the signals test above failed
+    twice so, the resume gave the second trial a second folder); the resume makes it again, with
+    the same id. Made here without timing: Tune's state files are put back to a copy taken while
+    only the first trial existed. The second trial continues in its folder, not in a second one."""
+    study = write_study(tmp_path, "late", [1, 2], 12)
+    experiment = tmp_path / "results" / "late"
+    with ended_on_failure(start_sweep(study, address)) as driver:
+        wait_for_rows(experiment, 2)  # one trial at a time: the second is made when the first ends, 10 s on
+        early = read_whole_copy(experiment)
+        wait_for_rows(experiment, 2, trials=2)
+        os.killpg(driver.pid, signal.SIGKILL)
+        driver.wait(timeout=60)
+    (state,) = [json.loads(data) for name, data in early.items() if name.startswith("experiment_state-")]
+    assert len(state["trial_data"]) == 1
+    for name, data in early.items():
+        (experiment / name).write_bytes(data)
+    folders = sorted(experiment.glob("rnn_*"))
+    assert len(folders) == 2
+
+    resumed = rl_hyper("sweep", str(study), "--address", address, "--resume")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert sorted(experiment.glob("rnn_*")) == folders
+    assert set(json.loads((experiment / "manifest.json").read_text())["trials"].values()) == {"done"}
+    assert_whole(experiment, 12)
+
+
 def test_damaged_checkpoints_fall_back_or_fail_never_fresh_weights(tmp_path, address):
-    """Latest checkpoint without its learner state: the trial continues from the one before and
-    says so (console and manifest). Every checkpoint cut: the trial fails naming them."""
+    """SIGINT while a trial's periodic checkpoint is on its way to the driver: each trial still
+    stops at its stop checkpoint, logged and kept by Tune. Latest checkpoint without its learner
+    state: the trial continues from the one before and says so (console and manifest). Every
+    checkpoint cut: the trial fails naming them."""
     study = write_study(tmp_path, "damaged", [1, 2], 12, checkpoint_period_s=0,
                         resources={"max_concurrent": 2})
     experiment = tmp_path / "results" / "damaged"
     with ended_on_failure(start_sweep(study, address)) as driver:
         wait_for_rows(experiment, 3, trials=2)
+        wait_for_an_unlogged_checkpoint(experiment)
         driver.send_signal(signal.SIGINT)
         out, _ = driver.communicate(timeout=300)
     assert driver.returncode == 130, out
     trials = {json.loads((folder / "params.json").read_text())["seed"]: folder
               for folder in experiment.glob("rnn_*")}
+    for folder in trials.values():  # each stopped at a checkpoint the driver logged, not one after it
+        kept = sorted(folder.glob("checkpoint_*"))
+        assert len(kept) == 2, kept
+        assert checkpoint_result(kept[-1])["training_iteration"] == max(logged_iterations(folder / "progress.csv"))
     first = sorted(trials[1].glob("checkpoint_*"))
-    assert len(first) == 2
     shutil.rmtree(first[-1] / "learner_group")
     for checkpoint in trials[2].glob("checkpoint_*"):
         (checkpoint / "algorithm_state.pkl").write_bytes(b"")

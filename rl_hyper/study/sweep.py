@@ -26,7 +26,7 @@ import yaml
 
 from rl_hyper.study.progress import StudyProgress
 from rl_hyper.study.spec import Study, StudyError
-from rl_hyper.training.experiment_state import repair_state
+from rl_hyper.training.experiment_state import give_trials_their_folders, repair_state
 from rl_hyper.training.stopping import StoppedBySignal
 from rl_hyper.training.storage import storage_guard
 from rl_hyper.training.ray_setup import versions
@@ -144,9 +144,9 @@ def run_sweep(study: Study, *, storage: str | None = None, resume: bool = False,
     if resume:
         check_resumable(experiment)
         if "://" not in experiment:
-            repaired = repair_state(experiment)
-            if repaired:
-                print(repaired, file=sys.stderr, flush=True)
+            for repaired in (repair_state(experiment), give_trials_their_folders(experiment)):
+                if repaired:
+                    print(repaired, file=sys.stderr, flush=True)
     started = datetime.now(timezone.utc).isoformat()
     _write(storage, study.name, "study.yaml", yaml.safe_dump(study.model_dump(), sort_keys=False))
     _write(storage, study.name, "versions.json", json.dumps(versions(), indent=2) + "\n")

@@ -21,6 +21,15 @@ The copy can be a little older than the cut files: a trial that checkpointed or 
 is then handed an older checkpoint by Tune, but the trainable restores from the newest whole
 checkpoint in the trial's folder (training/checkpoints.py), so nothing is run twice or lost.
 Cloud storage (a URI) is not copied.
+
+Tune's state, cut or not, can also be older than the trial folders: a driver killed in the
+seconds between a trial's start and Tune's next snapshot leaves the trial listed as pending
+without a folder, or not listed at all (the search then makes it again on resume, with the same
+id). Tune gives a trial whose folder name is already in the driver's staging folder (a resume on
+the same Ray session) a second folder, the name with four random hex digits added, and the study
+would have the trial twice, once cut short. A trial the state lists gets its folder written into
+the state before the resume (`give_trials_their_folders`); a trial the search makes gets it from
+`trial_dirname` (training/run.py).
 """
 
 from __future__ import annotations
@@ -118,6 +127,41 @@ class KeepWholeState(tune.Callback):
         except OSError:  # a file went away, or the storage is full: try again next step
             return
         self._copied = stamps
+
+
+def give_trials_their_folders(experiment: str | Path) -> str | None:
+    """Before a resume (after `repair_state`): every trial that Tune's newest experiment state lists
+    without a folder is given, in the state, the folder its `trial_dirname_creator` names (its
+    `relative_logdir` and its storage context's `trial_dir_name`, as Tune sets them when it starts
+    a trial). Tune would pick that name too, unless the driver's staging folder holds a folder of
+    that name, and that can only be the trial's own (module docstring). Returns a line naming the
+    trials' folders that are already in `experiment`, or None."""
+    from ray import cloudpickle
+
+    state_file = max(Path(experiment).glob("experiment_state-*.json"), default=None)
+    if state_file is None:
+        return None
+    state = json.loads(state_file.read_text())
+    named, found = 0, []
+    for entry in state["trial_data"]:
+        trial = json.loads(entry[0])
+        folder = trial.get("custom_dirname")
+        if trial["relative_logdir"] is None and folder:
+            storage = cloudpickle.loads(bytes.fromhex(trial["storage"]["value"]))
+            storage.trial_dir_name = folder
+            trial["storage"]["value"] = cloudpickle.dumps(storage).hex()
+            entry[0] = json.dumps({**trial, "relative_logdir": folder})
+            named += 1
+            if (Path(experiment) / folder).is_dir():
+                found.append(folder)
+    if named:
+        temporary = state_file.with_name(f".{state_file.name}.tmp")
+        temporary.write_text(json.dumps(state))
+        os.replace(temporary, state_file)
+    if not found:
+        return None
+    return (f"Tune's state listed {len(found)} started trial(s) without a folder (the driver ended before "
+            f"its next snapshot); they continue in their folders: {', '.join(found)}")
 
 
 def repair_state(experiment: str | Path) -> str | None:

@@ -121,7 +121,7 @@ def trial_trainable(params: dict) -> None:
     from rl_hyper.training import checkpoints
     from rl_hyper.training.config import build_config
     from rl_hyper.training.ray_metrics import export_result
-    from rl_hyper.training.stopping import find_stop_flag, stop_requested, wait_to_be_ended
+    from rl_hyper.training.stopping import find_stop_flag, record_stop, stop_requested, wait_to_be_ended
 
     torch.set_num_threads(params.get("main_process_cpus", 1))
     context = tune.get_context()
@@ -155,6 +155,8 @@ def trial_trainable(params: dict) -> None:
         export_result(result, tags)  # to the node's Prometheus endpoint / the dashboard's metrics view
         done = result["rl_hyper"]["frames"] >= frames
         stopping = not done and stop_requested(stop_flag)
+        if stopping:
+            record_stop(stop_flag, context.get_trial_id(), result["training_iteration"])
         if done or stopping or time.monotonic() - last_checkpoint >= checkpoint_period_s:
             last_checkpoint = time.monotonic()
             with tempfile.TemporaryDirectory() as directory:
@@ -219,8 +221,15 @@ def sized_trainable(common: dict, grid: dict, frames: int):
 
 
 def trial_dirname(trial) -> str:
+    """Tune's trial_dirname_creator: `<method>_lr<lr>_seed<seed>_<trial id>`, also set as the new
+    `trial`'s folder. Tune would add four random hex digits to a name whose folder is already in
+    the driver's staging folder; with the trial id in the name, that folder is this trial's own,
+    made by a driver that ended before Tune's next snapshot (training/experiment_state.py), so the
+    trial continues in it."""
     config = trial.config
-    return f"{config['method']}_lr{config['lr']:g}_seed{config['seed']}_{trial.trial_id}"
+    name = f"{config['method']}_lr{config['lr']:g}_seed{config['seed']}_{trial.trial_id}"
+    trial.relative_logdir = trial.storage.trial_dir_name = name  # as Tune's init_local_path would, without the digits
+    return name
 
 
 def run_callbacks(console, directory: str, tracking: dict | None = None, experiment: str = "") -> list:

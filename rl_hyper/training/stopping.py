@@ -4,11 +4,13 @@ Ctrl-C sends SIGINT; schedulers, `kill` and `ray job stop` send SIGTERM. While `
 is active in the driver, either one:
 
 1. tells the trials, through a small named actor (STOP_ACTOR, kept on the driver's node so that
-   losing another node does not lose it) that each trial asks after every training iteration; a trial that is told writes a checkpoint with that iteration's result and
-   then waits to be ended (it does not return, or Tune would mark it finished);
+   losing another node does not lose it) that each trial asks after every training iteration; a
+   trial that is told records that iteration with the actor, writes a checkpoint with its result
+   and then waits to be ended (it does not return, or Tune would mark it finished);
 2. `StopAtCheckpoint`, a Tune callback, waits until every running trial has reported that
-   checkpoint (at most STOP_TIMEOUT_S), then ends Tune's loop the way Tune's own SIGINT handler
-   does (SIGUSR1): Tune saves the experiment state and ends the trials;
+   checkpoint (at most STOP_TIMEOUT_S; a periodic checkpoint that arrives after the request does
+   not count), then ends Tune's loop the way Tune's own SIGINT handler does (SIGUSR1): Tune saves
+   the experiment state and ends the trials;
 3. the run's function then raises StoppedBySignal after writing its summary, and the command
    exits with 128 + the signal's number (130 for SIGINT, 143 for SIGTERM).
 
@@ -45,16 +47,24 @@ class StoppedBySignal(Exception):
 
 
 class _StopFlag:
-    """Ray actor holding whether the driver asked the trials to stop."""
+    """Ray actor holding whether the driver asked the trials to stop, and the training iteration
+    at which each trial that saw the request stops (trial id -> iteration)."""
 
     def __init__(self):
         self.requested = False
+        self.stop_iterations: dict[str, int] = {}
 
     def request(self) -> None:
         self.requested = True
 
     def is_requested(self) -> bool:
         return self.requested
+
+    def record_stop(self, trial_id: str, iteration: int) -> None:
+        self.stop_iterations[trial_id] = iteration
+
+    def stop_iteration(self, trial_id: str) -> int | None:
+        return self.stop_iterations.get(trial_id)
 
 
 def stop_requested(flag) -> bool:
@@ -73,8 +83,21 @@ def stop_requested(flag) -> bool:
         return False
 
 
+def record_stop(flag, trial_id: str, iteration: int) -> None:
+    """In a trial that saw the request: tell the driver that its stop checkpoint holds `iteration`
+    (before reporting it). A flag that has died is left alone, as in `stop_requested`."""
+    import ray
+    from ray.exceptions import RayActorError
+
+    try:
+        ray.get(flag.record_stop.remote(trial_id, iteration))
+    except RayActorError:
+        pass
+
+
 def find_stop_flag():
-    """In a trial: the driver's STOP_ACTOR, or None where the run has none (a Tuner run directly)."""
+    """The driver's STOP_ACTOR (asked by the trials and by `StopAtCheckpoint`), or None where the
+    run has none (a Tuner run directly)."""
     import ray
 
     try:
@@ -115,7 +138,15 @@ class StopAtCheckpoint(tune.Callback):
             self._started_late.add(trial.trial_id)  # it will see the request before its first result
 
     def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):
-        if _request["time"] is not None:
+        """Counts only the stop checkpoint: a periodic one the trial wrote before it saw the
+        request can reach the driver after it; ending the loop then would leave the stop
+        checkpoint on disk, unlogged and untracked by Tune."""
+        import ray
+
+        if _request["time"] is None:
+            return
+        stopped_at = ray.get(find_stop_flag().stop_iteration.remote(trial.trial_id))
+        if stopped_at is not None and trial.last_result["training_iteration"] >= stopped_at:
             self._checkpointed.add(trial.trial_id)
 
     def on_step_end(self, iteration, trials, **info):
